@@ -1,0 +1,93 @@
+#include "clean.hpp"
+
+#include <array>
+
+#include "thread_pool.hpp"
+
+namespace bk {
+namespace {
+
+// What a raw byte becomes. Values below 0x80 are the output letter itself.
+enum : unsigned char { kDrop = 0x80, kGap = 0x81, kIupac = 0x82, kBad = 0xFF };
+
+std::array<unsigned char, 256> make_table() {
+    std::array<unsigned char, 256> t{};
+    t.fill(kBad);
+    for (char c : std::string("ACGTN")) {
+        t[static_cast<unsigned char>(c)] = c;
+        t[static_cast<unsigned char>(c - 'A' + 'a')] = c;
+    }
+    t['U'] = t['u'] = 'T';
+    for (char c : std::string("RYSWKMBDHV")) {
+        t[static_cast<unsigned char>(c)] = kIupac;
+        t[static_cast<unsigned char>(c - 'A' + 'a')] = kIupac;
+    }
+    t['-'] = kGap;
+    for (char c : std::string(" \t\n\r\v\f")) t[static_cast<unsigned char>(c)] = kDrop;
+    return t;
+}
+
+const std::array<unsigned char, 256> kTable = make_table();
+
+[[noreturn]] void fail(int64_t row, int64_t pos, unsigned char c, const char* why) {
+    throw RowError(row, "row " + std::to_string(row) + ": " + why + " " + describe_byte(c) +
+                            " at position " + std::to_string(pos));
+}
+
+// Appends the cleaned form of s to out.
+void clean_one(std::string_view s, int64_t row, const CleanOptions& opt, std::string& out) {
+    const size_t start = out.size();
+    for (size_t i = 0; i < s.size(); ++i) {
+        const unsigned char c = static_cast<unsigned char>(s[i]);
+        const unsigned char m = kTable[c];
+        if (m < 0x80) {
+            out.push_back(static_cast<char>(m));
+        } else if (m == kDrop) {
+            continue;
+        } else if (m == kGap) {
+            if (opt.gaps_to_n) out.push_back('N');
+        } else if (m == kIupac) {
+            if (opt.iupac_error) fail(row, static_cast<int64_t>(i), c, "IUPAC ambiguity code");
+            out.push_back('N');
+        } else {
+            fail(row, static_cast<int64_t>(i), c, "invalid character");
+        }
+    }
+    if (!opt.trim_n && opt.max_length < 0) return;
+    // Trim, truncate, and trim again: truncation can expose an N run at the new end.
+    size_t lo = start, hi = out.size();
+    if (opt.trim_n) {
+        while (lo < hi && out[lo] == 'N') ++lo;
+        while (hi > lo && out[hi - 1] == 'N') --hi;
+    }
+    if (opt.max_length >= 0 && hi - lo > static_cast<size_t>(opt.max_length)) {
+        hi = lo + static_cast<size_t>(opt.max_length);
+        if (opt.trim_n)
+            while (hi > lo && out[hi - 1] == 'N') --hi;
+    }
+    if (lo > start) out.erase(start, lo - start);
+    out.resize(start + (hi - lo));
+}
+
+}  // namespace
+
+std::vector<CleanedBlock> clean_all(const SeqViews& seqs, const CleanOptions& opt, int threads) {
+    const int64_t n = static_cast<int64_t>(seqs.size());
+    const int t = effective_threads(threads, n, total_bytes(seqs));
+    const auto bounds = byte_balanced_bounds(seqs, t);
+    std::vector<CleanedBlock> blocks(t);
+    run_blocks(t, [&](int b) {
+        auto& blk = blocks[b];
+        int64_t bytes = 0;
+        for (int64_t i = bounds[b]; i < bounds[b + 1]; ++i) bytes += seqs[i].size();
+        blk.data.reserve(static_cast<size_t>(bytes));
+        blk.ends.reserve(static_cast<size_t>(bounds[b + 1] - bounds[b]));
+        for (int64_t i = bounds[b]; i < bounds[b + 1]; ++i) {
+            clean_one(seqs[i], i, opt, blk.data);
+            blk.ends.push_back(static_cast<int64_t>(blk.data.size()));
+        }
+    });
+    return blocks;
+}
+
+}  // namespace bk
