@@ -1,0 +1,380 @@
+// pybind11 glue for the bioscan_kmer core: argument checks, turning Python inputs
+// into (pointer, length) views, releasing the GIL around the work, NumPy outputs and
+// exceptions. No algorithm lives here.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "clean.hpp"
+#include "common.hpp"
+#include "diversity.hpp"
+#include "kmer.hpp"
+#include "unique.hpp"
+
+namespace py = pybind11;
+using bk::SeqViews;
+
+namespace {
+
+// Input rows as views, with what keeps their bytes alive. A list is frozen into a
+// tuple first so that mutating the list from another thread cannot free a row we read.
+class Sequences {
+  public:
+    // From a list/tuple of str or bytes, or a 1-D NumPy array of str, bytes or objects.
+    static std::shared_ptr<Sequences> from_python(py::handle obj) {
+        auto s = std::make_shared<Sequences>();
+        if (py::isinstance<py::array>(obj)) {
+            auto arr = py::reinterpret_borrow<py::array>(obj);
+            if (arr.ndim() != 1)
+                throw py::value_error("expected a 1-D array of sequences, got " + std::to_string(arr.ndim()) +
+                                      " dimensions");
+            const char kind = arr.dtype().kind();
+            if (kind == 'S') return from_bytes_array(arr);
+            if (kind == 'U') return from_unicode_array(arr);
+            if (kind != 'O')
+                throw py::type_error("expected an array of str or bytes, got dtype " +
+                                     std::string(py::str(arr.dtype())));
+            s->keep_ = py::reinterpret_steal<py::object>(PySequence_Tuple(arr.ptr()));
+        } else if (PyList_Check(obj.ptr()) || PyTuple_Check(obj.ptr())) {
+            s->keep_ = py::reinterpret_steal<py::object>(PySequence_Tuple(obj.ptr()));
+        } else {
+            throw py::type_error("expected a list/tuple of str, a NumPy array, a pandas Series or a pyarrow array; got " +
+                                 std::string(py::str(py::type::of(obj).attr("__name__"))));
+        }
+        if (!s->keep_) throw py::error_already_set();
+        PyObject* tup = s->keep_.ptr();
+        const Py_ssize_t n = PyTuple_GET_SIZE(tup);
+        s->views_.resize(static_cast<size_t>(n));
+        bool any_bytes = false;
+        for (Py_ssize_t i = 0; i < n; ++i) {
+            PyObject* item = PyTuple_GET_ITEM(tup, i);
+            if (PyUnicode_Check(item)) {
+                if (!PyUnicode_IS_ASCII(item))
+                    throw py::value_error("row " + std::to_string(i) + ": sequence holds non-ASCII characters");
+                s->views_[i] = std::string_view(static_cast<const char*>(PyUnicode_DATA(item)),
+                                                static_cast<size_t>(PyUnicode_GET_LENGTH(item)));
+            } else if (PyBytes_Check(item)) {
+                s->views_[i] = std::string_view(PyBytes_AS_STRING(item), static_cast<size_t>(PyBytes_GET_SIZE(item)));
+                any_bytes = true;
+            } else if (item == Py_None) {
+                throw py::type_error("row " + std::to_string(i) + ": sequence is None (missing)");
+            } else {
+                throw py::type_error("row " + std::to_string(i) + ": expected str or bytes, got " +
+                                     std::string(Py_TYPE(item)->tp_name));
+            }
+        }
+        if (any_bytes) s->check_ascii();
+        return s;
+    }
+
+    // From Arrow string chunks: (validity bytes or None, offsets array, data array,
+    // offset, length) per chunk, offsets int32 or int64. Nulls are a TypeError.
+    static std::shared_ptr<Sequences> from_arrow(py::list chunks) {
+        auto s = std::make_shared<Sequences>();
+        s->keep_ = chunks;
+        int64_t row0 = 0;
+        for (auto ch : chunks) {
+            auto t = ch.cast<py::tuple>();
+            py::object validity = t[0];
+            auto offsets = t[1].cast<py::array>();
+            auto data = t[2].cast<py::array>();
+            const int64_t off = t[3].cast<int64_t>(), len = t[4].cast<int64_t>();
+            const char* base = static_cast<const char*>(data.data());
+            const uint8_t* valid = nullptr;
+            py::buffer_info vinfo;
+            if (!validity.is_none()) {
+                vinfo = py::buffer(validity).request();
+                valid = static_cast<const uint8_t*>(vinfo.ptr);
+            }
+            const bool large = offsets.itemsize() == 8;
+            if (offsets.size() < off + len + (len > 0 ? 1 : 0))
+                throw py::value_error("malformed Arrow array: offsets buffer is too short");
+            for (int64_t i = 0; i < len; ++i) {
+                const int64_t j = off + i;
+                if (valid && !((valid[j >> 3] >> (j & 7)) & 1))
+                    throw py::type_error("row " + std::to_string(row0 + i) + ": sequence is missing (null)");
+                int64_t a, b;
+                if (large) {
+                    a = static_cast<const int64_t*>(offsets.data())[j];
+                    b = static_cast<const int64_t*>(offsets.data())[j + 1];
+                } else {
+                    a = static_cast<const int32_t*>(offsets.data())[j];
+                    b = static_cast<const int32_t*>(offsets.data())[j + 1];
+                }
+                if (a < 0 || b < a || b > data.size())
+                    throw py::value_error("malformed Arrow array at row " + std::to_string(row0 + i));
+                s->views_.emplace_back(base + a, static_cast<size_t>(b - a));
+            }
+            row0 += len;
+        }
+        s->check_ascii();
+        return s;
+    }
+
+    const SeqViews& views() const { return views_; }
+    size_t size() const { return views_.size(); }
+
+  private:
+    static std::shared_ptr<Sequences> from_bytes_array(py::array arr) {
+        auto s = std::make_shared<Sequences>();
+        arr = py::array::ensure(arr, py::array::c_style);
+        s->keep_ = arr;
+        const size_t width = static_cast<size_t>(arr.itemsize());
+        const char* base = static_cast<const char*>(arr.data());
+        s->views_.resize(static_cast<size_t>(arr.size()));
+        // NumPy pads fixed-width bytes with NUL: a row ends at its first NUL.
+        for (size_t i = 0; i < s->views_.size(); ++i) {
+            const char* p = base + i * width;
+            const void* z = std::memchr(p, 0, width);
+            s->views_[i] = std::string_view(p, z ? static_cast<size_t>(static_cast<const char*>(z) - p) : width);
+        }
+        s->check_ascii();
+        return s;
+    }
+
+    static std::shared_ptr<Sequences> from_unicode_array(py::array arr) {
+        auto s = std::make_shared<Sequences>();
+        arr = py::array::ensure(arr, py::array::c_style);
+        const size_t width = static_cast<size_t>(arr.itemsize()) / 4;
+        const auto* base = static_cast<const uint32_t*>(arr.data());
+        const size_t n = static_cast<size_t>(arr.size());
+        s->owned_.reserve(n * width);
+        std::vector<size_t> ends(n);
+        for (size_t i = 0; i < n; ++i) {
+            const uint32_t* p = base + i * width;
+            for (size_t j = 0; j < width && p[j] != 0; ++j) {
+                if (p[j] >= 128)
+                    throw py::value_error("row " + std::to_string(i) + ": sequence holds non-ASCII characters");
+                s->owned_.push_back(static_cast<char>(p[j]));
+            }
+            ends[i] = s->owned_.size();
+        }
+        s->views_.resize(n);
+        for (size_t i = 0, a = 0; i < n; a = ends[i], ++i)
+            s->views_[i] = std::string_view(s->owned_.data() + a, ends[i] - a);
+        return s;
+    }
+
+    void check_ascii() {
+        int64_t bad;
+        {
+            py::gil_scoped_release release;
+            bad = bk::first_non_ascii(views_, 0);
+        }
+        if (bad >= 0) throw py::value_error("row " + std::to_string(bad) + ": sequence holds non-ASCII bytes");
+    }
+
+    py::object keep_;
+    std::string owned_;
+    SeqViews views_;
+};
+
+// Runs fn without the GIL and turns the core's errors into Python's.
+template <class Fn>
+auto without_gil(Fn&& fn) -> decltype(fn()) {
+    try {
+        py::gil_scoped_release release;
+        return fn();
+    } catch (const bk::RowError& e) {
+        throw py::value_error(e.what());
+    } catch (const std::invalid_argument& e) {
+        throw py::value_error(e.what());
+    }
+}
+
+bk::TokenizerSpec make_spec(int k, int stride, int64_t max_len, int preset, bool n_nucleotide, bool add_special) {
+    if (preset != 0 && preset != 1) throw py::value_error("unknown preset code");
+    bk::TokenizerSpec s;
+    s.k = k;
+    s.stride = stride;
+    s.max_len = max_len;
+    s.preset = static_cast<bk::Preset>(preset);
+    s.n_nucleotide = n_nucleotide;
+    s.add_special = add_special;
+    try {
+        bk::check_spec(s);
+    } catch (const std::invalid_argument& e) {
+        throw py::value_error(e.what());
+    }
+    return s;
+}
+
+template <class T>
+void tokenize_into(const Sequences& seqs, const bk::TokenizerSpec& spec, int64_t pad_to, const int64_t* offsets,
+                   int64_t offset, py::array& ids, uint8_t* mask, int threads) {
+    T* out = static_cast<T*>(ids.mutable_data());
+    without_gil([&] { bk::tokenize<T>(seqs.views(), spec, pad_to, offsets, offset, out, mask, threads); });
+}
+
+py::tuple tokenize(const Sequences& seqs, int k, int stride, int64_t max_len, py::object offset_obj, int preset,
+                   bool n_nucleotide, py::dtype dtype, bool pad_to_max_len, bool add_special, int threads) {
+    const auto spec = make_spec(k, stride, max_len, preset, n_nucleotide, add_special);
+    const int64_t n = static_cast<int64_t>(seqs.size());
+    int64_t offset = 0;
+    py::array_t<int64_t, py::array::c_style | py::array::forcecast> offsets;
+    const int64_t* offs = nullptr;
+    if (py::isinstance<py::array>(offset_obj)) {
+        offsets = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(offset_obj);
+        if (!offsets || offsets.ndim() != 1 || offsets.shape(0) != n)
+            throw py::value_error("offset array must be 1-D with one entry per sequence (" + std::to_string(n) + ")");
+        offs = offsets.data();
+        for (int64_t i = 0; i < n; ++i)
+            if (offs[i] < 0)
+                throw py::value_error("row " + std::to_string(i) + ": offset must be >= 0, got " + std::to_string(offs[i]));
+    } else {
+        offset = offset_obj.cast<int64_t>();
+        if (offset < 0) throw py::value_error("offset must be >= 0, got " + std::to_string(offset));
+    }
+    const int64_t pad_to = pad_to_max_len ? max_len : bk::longest_bases(seqs.views(), offs, offset, max_len);
+    const int64_t L = bk::row_length(spec, pad_to);
+    py::array ids(dtype, std::vector<py::ssize_t>{n, L});
+    py::array_t<uint8_t> mask(std::vector<py::ssize_t>{n, L});
+    uint8_t* m = mask.mutable_data();
+    const char code = dtype.kind();
+    const auto size = dtype.itemsize();
+    if (code == 'u' && size == 1) tokenize_into<uint8_t>(seqs, spec, pad_to, offs, offset, ids, m, threads);
+    else if (code == 'i' && size == 2) tokenize_into<int16_t>(seqs, spec, pad_to, offs, offset, ids, m, threads);
+    else if (code == 'u' && size == 2) tokenize_into<uint16_t>(seqs, spec, pad_to, offs, offset, ids, m, threads);
+    else if (code == 'i' && size == 4) tokenize_into<int32_t>(seqs, spec, pad_to, offs, offset, ids, m, threads);
+    else if (code == 'u' && size == 4) tokenize_into<uint32_t>(seqs, spec, pad_to, offs, offset, ids, m, threads);
+    else if (code == 'i' && size == 8) tokenize_into<int64_t>(seqs, spec, pad_to, offs, offset, ids, m, threads);
+    else if (code == 'u' && size == 8) tokenize_into<uint64_t>(seqs, spec, pad_to, offs, offset, ids, m, threads);
+    else throw py::type_error("unsupported id dtype " + std::string(py::str(dtype)));
+    return py::make_tuple(ids, mask);
+}
+
+py::list clean(const Sequences& seqs, bool gaps_to_n, bool iupac_error, bool trim_n, int64_t max_length,
+               int threads) {
+    bk::CleanOptions opt{gaps_to_n, iupac_error, trim_n, max_length};
+    auto blocks = without_gil([&] { return bk::clean_all(seqs.views(), opt, threads); });
+    py::list out(seqs.size());
+    size_t row = 0;
+    for (auto& blk : blocks) {
+        int64_t a = 0;
+        for (int64_t e : blk.ends) {
+            // Cleaned rows are pure ASCII, so the cheapest constructor applies.
+            PyObject* s = PyUnicode_New(e - a, 127);
+            if (!s) throw py::error_already_set();
+            std::memcpy(PyUnicode_DATA(s), blk.data.data() + a, static_cast<size_t>(e - a));
+            PyList_SET_ITEM(out.ptr(), row++, s);
+            a = e;
+        }
+        std::string().swap(blk.data);  // free each block as soon as it is copied
+    }
+    return out;
+}
+
+py::tuple unique(const Sequences& seqs, int threads) {
+    const auto n = static_cast<py::ssize_t>(seqs.size());
+    py::array_t<int64_t> inverse(n);
+    int64_t* inv = inverse.mutable_data();
+    auto res = without_gil([&] { return bk::unique(seqs.views(), inv, threads); });
+    py::array_t<int64_t> first(static_cast<py::ssize_t>(res.first_row.size()));
+    py::array_t<int64_t> counts(static_cast<py::ssize_t>(res.counts.size()));
+    std::copy(res.first_row.begin(), res.first_row.end(), first.mutable_data());
+    std::copy(res.counts.begin(), res.counts.end(), counts.mutable_data());
+    return py::make_tuple(first, inverse, counts);
+}
+
+py::array kmer_counts(const Sequences& seqs, int k, bool per_row, py::dtype dtype, int threads) {
+    if (k < 1 || k > bk::kMaxK) throw py::value_error("k must be between 1 and 12, got " + std::to_string(k));
+    const auto n = static_cast<py::ssize_t>(seqs.size());
+    const py::ssize_t width = static_cast<py::ssize_t>(1) << (2 * k);
+    if (!per_row) {
+        py::array_t<int64_t> out(width);
+        std::fill(out.mutable_data(), out.mutable_data() + width, 0);
+        int64_t* p = out.mutable_data();
+        without_gil([&] { bk::kmer_counts_total(seqs.views(), k, p, threads); });
+        return out;
+    }
+    py::array out(dtype, std::vector<py::ssize_t>{n, width});
+    std::memset(out.mutable_data(), 0, static_cast<size_t>(out.nbytes()));
+    if (dtype.kind() == 'i' && dtype.itemsize() == 4) {
+        auto* p = static_cast<int32_t*>(out.mutable_data());
+        without_gil([&] { bk::kmer_counts_per_row<int32_t>(seqs.views(), k, p, threads); });
+    } else if (dtype.kind() == 'i' && dtype.itemsize() == 8) {
+        auto* p = static_cast<int64_t*>(out.mutable_data());
+        without_gil([&] { bk::kmer_counts_per_row<int64_t>(seqs.views(), k, p, threads); });
+    } else {
+        throw py::type_error("kmer_counts supports int32 and int64 outputs");
+    }
+    return out;
+}
+
+double shannon(py::array_t<double, py::array::c_style | py::array::forcecast> counts, double base,
+               double epsilon) {
+    if (counts.ndim() != 1) throw py::value_error("counts must be 1-D");
+    const double* p = counts.data();
+    const int64_t n = counts.shape(0);
+    return without_gil([&] { return bk::shannon(p, n, base, epsilon); });
+}
+
+py::tuple grouped_shannon(py::array_t<int64_t, py::array::c_style | py::array::forcecast> groups,
+                          py::array_t<int64_t, py::array::c_style | py::array::forcecast> items, int64_t n_groups,
+                          double base, double epsilon, int threads) {
+    if (groups.ndim() != 1 || items.ndim() != 1 || groups.shape(0) != items.shape(0))
+        throw py::value_error("groups and items must be 1-D arrays of the same length");
+    py::array_t<double> out(n_groups);
+    py::array_t<int64_t> rows(n_groups);
+    const int64_t* g = groups.data();
+    const int64_t* it = items.data();
+    double* o = out.mutable_data();
+    int64_t* r = rows.mutable_data();
+    const int64_t n = groups.shape(0);
+    without_gil([&] { bk::grouped_shannon(g, it, n, n_groups, base, epsilon, o, r, threads); });
+    return py::make_tuple(out, rows);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "Native core of bioscan_kmer (private: use the functions of bioscan_kmer).";
+
+    py::class_<Sequences, std::shared_ptr<Sequences>>(m, "Sequences")
+        .def(py::init(&Sequences::from_python), py::arg("seqs"))
+        .def_static("from_arrow", &Sequences::from_arrow, py::arg("chunks"))
+        .def("__len__", &Sequences::size)
+        .def("lengths", [](const Sequences& s) {
+            py::array_t<int64_t> out(static_cast<py::ssize_t>(s.size()));
+            auto* p = out.mutable_data();
+            for (size_t i = 0; i < s.size(); ++i) p[i] = static_cast<int64_t>(s.views()[i].size());
+            return out;
+        });
+
+    m.def("clean", &clean, py::arg("seqs"), py::arg("gaps_to_n"), py::arg("iupac_error"), py::arg("trim_n"),
+          py::arg("max_length"), py::arg("threads"));
+    m.def("tokenize", &tokenize, py::arg("seqs"), py::arg("k"), py::arg("stride"), py::arg("max_len"),
+          py::arg("offset"), py::arg("preset"), py::arg("n_nucleotide"), py::arg("dtype"),
+          py::arg("pad_to_max_len"), py::arg("add_special"), py::arg("threads"));
+    m.def("unique", &unique, py::arg("seqs"), py::arg("threads"));
+    m.def("kmer_counts", &kmer_counts, py::arg("seqs"), py::arg("k"), py::arg("per_row"), py::arg("dtype"),
+          py::arg("threads"));
+    m.def("shannon", &shannon, py::arg("counts"), py::arg("base"), py::arg("epsilon"));
+    m.def("grouped_shannon", &grouped_shannon, py::arg("groups"), py::arg("items"), py::arg("n_groups"),
+          py::arg("base"), py::arg("epsilon"), py::arg("threads"));
+    m.def("vocab_size", [](int k, int preset, bool n_nucleotide) {
+        return bk::vocab_size(make_spec(k, 1, 1, preset, n_nucleotide, true));
+    });
+    m.def("row_length", [](int k, int stride, int64_t max_len, int preset, bool add_special) {
+        return bk::row_length(make_spec(k, stride, max_len, preset, false, add_special), max_len);
+    });
+    m.def("kmer_to_id", [](const std::string& kmer, int preset, bool n_nucleotide) {
+        auto s = make_spec(static_cast<int>(kmer.size()), 1, 1, preset, n_nucleotide, true);
+        return bk::kmer_to_id(s, kmer.data());
+    });
+    m.def("id_to_kmer", [](int64_t id, int k, int preset, bool n_nucleotide) -> py::object {
+        auto s = make_spec(k, 1, 1, preset, n_nucleotide, true);
+        std::string out(static_cast<size_t>(k), '?');
+        if (!bk::id_to_kmer(s, id, out.data())) return py::none();
+        return py::str(out);
+    });
+    m.def("hash_bytes", [](py::bytes b) {
+        std::string s = b;
+        return bk::hash_bytes(s.data(), s.size());
+    });
+}
