@@ -1,0 +1,89 @@
+"""Turning the sequence containers users have into the core's zero-copy views.
+
+Lists, tuples and NumPy arrays go straight to the core. pandas Series backed by Arrow
+and pyarrow arrays are read from their Arrow buffers, without a Python object per row.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import numpy as np
+
+from . import _core
+
+
+def _arrow_chunks(arr: Any) -> list[tuple]:
+    import pyarrow as pa
+
+    chunks = arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
+    out = []
+    for chunk in chunks:
+        t = chunk.type
+        if pa.types.is_dictionary(t):
+            chunk = chunk.cast(t.value_type)
+            t = chunk.type
+        if not (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t)
+                or pa.types.is_large_binary(t)):
+            if pa.types.is_string_view(t) or pa.types.is_binary_view(t):
+                chunk = chunk.cast(pa.large_string())
+                t = chunk.type
+            elif pa.types.is_null(t) and len(chunk) > 0:
+                raise TypeError("row 0: sequence is missing (null)")
+            elif pa.types.is_null(t):
+                continue
+            else:
+                raise TypeError(f"expected an Arrow array of strings, got type {t}")
+        validity, offsets, data = chunk.buffers()[:3]
+        large = pa.types.is_large_string(t) or pa.types.is_large_binary(t)
+        off_dtype = np.int64 if large else np.int32
+        offsets_np = np.frombuffer(offsets, dtype=off_dtype) if offsets is not None else np.zeros(1, off_dtype)
+        data_np = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
+        out.append((validity, offsets_np, data_np, chunk.offset, len(chunk)))
+    return out
+
+
+def as_sequences(seqs: Any) -> _core.Sequences:
+    """Wrap ``seqs`` for the core, raising TypeError/ValueError that name the bad row."""
+    if isinstance(seqs, _core.Sequences):
+        return seqs
+    if isinstance(seqs, (str, bytes)):
+        raise TypeError("expected a collection of sequences, got a single string; wrap it in a list")
+    pd = sys.modules.get("pandas")
+    if pd is not None and isinstance(seqs, (pd.Series, pd.Index)):
+        return _from_pandas(seqs)
+    pa = sys.modules.get("pyarrow")
+    if pa is not None and isinstance(seqs, (pa.Array, pa.ChunkedArray)):
+        return _core.Sequences.from_arrow(_arrow_chunks(seqs))
+    return _core.Sequences(seqs)
+
+
+def _from_pandas(series: Any) -> _core.Sequences:
+    import pandas as pd
+
+    values = series.array
+    # Arrow-backed strings (pandas 3's default "str" dtype, or "string[pyarrow]").
+    pa_array = getattr(values, "_pa_array", None)
+    if pa_array is not None:
+        return _core.Sequences.from_arrow(_arrow_chunks(pa_array))
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        return as_sequences(np.asarray(series.astype(object)))
+    obj = series.to_numpy(dtype=object, na_value=None)
+    return _core.Sequences(obj)
+
+
+def take(seqs: Any, indices: np.ndarray) -> Any:
+    """Rows ``indices`` of ``seqs``, in the container type the user gave."""
+    if isinstance(seqs, (list, tuple)):
+        return [seqs[i] for i in indices.tolist()]
+    if isinstance(seqs, np.ndarray):
+        return seqs[indices]
+    pd = sys.modules.get("pandas")
+    if pd is not None and isinstance(seqs, pd.Series):
+        return seqs.iloc[indices].reset_index(drop=True)
+    if pd is not None and isinstance(seqs, pd.Index):
+        return seqs[indices]
+    pa = sys.modules.get("pyarrow")
+    if pa is not None and isinstance(seqs, (pa.Array, pa.ChunkedArray)):
+        return seqs.take(pa.array(indices))
+    return [seqs[i] for i in indices.tolist()]
