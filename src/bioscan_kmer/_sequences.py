@@ -85,5 +85,7 @@ def take(seqs: Any, indices: np.ndarray) -> Any:
         return seqs[indices]
     pa = sys.modules.get("pyarrow")
     if pa is not None and isinstance(seqs, (pa.Array, pa.ChunkedArray)):
+        if pa.types.is_string_view(seqs.type):  # no take kernel for views yet
+            seqs = seqs.cast(pa.large_string())
         return seqs.take(pa.array(indices))
     return [seqs[i] for i in indices.tolist()]

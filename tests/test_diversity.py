@@ -1,0 +1,94 @@
+"""shannon against scikit-bio; grouped_shannon against a per-group loop."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import bioscan_kmer as bk
+import kmer_reference as ref
+
+skbio_alpha = pytest.importorskip("skbio.diversity.alpha")  # in the test extra
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 1000), max_size=30), st.sampled_from([2, math.e, 10, 3.5]))
+def test_shannon_matches_scikit_bio(counts, base):
+    want = skbio_alpha.shannon(np.array(counts, dtype=np.int64), base=base)
+    got = bk.shannon(counts, base=base)
+    if math.isnan(want):
+        assert math.isnan(got)
+    else:
+        assert got == pytest.approx(want, rel=1e-12, abs=1e-12)
+
+
+def test_shannon_default_base_is_e_and_errors():
+    assert bk.shannon([1, 1]) == pytest.approx(math.log(2))
+    assert math.isnan(bk.shannon([])) and math.isnan(bk.shannon([0, 0]))
+    with pytest.raises(ValueError, match="non-negative"):
+        bk.shannon([1, -1])
+    with pytest.raises(ValueError, match="base"):
+        bk.shannon([1, 2], base=1)
+    with pytest.raises(ValueError, match="1-D"):
+        bk.shannon([[1, 2]])
+    with pytest.raises(TypeError):
+        bk.shannon(["a"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.integers(-1, 6), st.integers(-1, 8)), max_size=80),
+       st.sampled_from([0.0, bk.PAPER_EPSILON]), st.sampled_from([2.0, math.e]))
+def test_grouped_shannon_matches_loop(pairs, eps, base):
+    groups = np.array([g for g, _ in pairs], dtype=np.int64)
+    items = np.array([i for _, i in pairs], dtype=np.int64)
+    keys, values = bk.grouped_shannon(groups, items, base=base, epsilon=eps)
+    want = ref.grouped_shannon([g if g >= 0 else None for g in groups.tolist()],
+                               [i if i >= 0 else None for i in items.tolist()], base, eps)
+    assert len(keys) == (groups.max() + 1 if len(groups) and groups.max() >= 0 else 0)
+    for key, value in zip(keys, values):
+        if int(key) in want:
+            assert value == pytest.approx(want[int(key)], rel=1e-12, abs=1e-15)
+        else:
+            assert math.isnan(value)
+
+
+def test_grouped_shannon_with_labels_matches_per_group_scikit_bio_loop():
+    rng = np.random.default_rng(3)
+    genus = rng.choice(["Aedes", "Culex", "Apis", None, ""], size=5000)
+    barcode = rng.choice([f"B{i}" for i in range(300)], size=5000)
+    keys, values = bk.grouped_shannon(genus, barcode, base=2)
+    assert list(keys) == [g for g in pd.unique(genus) if g not in (None, "")]
+    for key, value in zip(keys, values):
+        counts = pd.Series(barcode[genus == key]).value_counts().to_numpy()
+        assert value == pytest.approx(skbio_alpha.shannon(counts, base=2), rel=1e-12)
+    cat = pd.Series(genus, dtype="category")
+    ckeys, cvalues = bk.grouped_shannon(cat, barcode)
+    for key, value in zip(ckeys, cvalues):
+        if key == "":
+            continue
+        assert value == pytest.approx(values[list(keys).index(key)])
+
+
+def test_paper_sdi_is_bits_with_epsilon():
+    keys, values = bk.paper_sdi(np.array([0, 0, 0, 0, 1]), np.array([1, 2, 3, 4, 9]))
+    assert values[0] == pytest.approx(-4 * 0.25 * math.log2(0.25 + 1e-12), rel=1e-15)
+    # A single-barcode label counts with SDI ~ 0 (slightly negative from the epsilon).
+    assert abs(values[1]) < 1e-11
+
+
+def test_grouped_shannon_threads_agree():
+    rng = np.random.default_rng(4)
+    g = rng.zipf(1.3, size=400_000) % 5000
+    it = rng.integers(0, 50_000, size=g.size)
+    a = bk.grouped_shannon(g, it, threads=1)[1]
+    b = bk.grouped_shannon(g, it, threads=3)[1]
+    np.testing.assert_array_equal(a, b)
+
+
+def test_grouped_shannon_bad_input():
+    with pytest.raises(ValueError, match="differ in length"):
+        bk.grouped_shannon(np.array([0, 1]), np.array([0]))
+    with pytest.raises(ValueError, match="epsilon"):
+        bk.grouped_shannon(np.array([0]), np.array([0]), epsilon=-1)
