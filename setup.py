@@ -24,6 +24,15 @@ if sanitize:
 
 core = ("bioscan_core", {"sources": sorted(glob.glob("csrc/*.cpp")), "include_dirs": ["csrc"], "cflags": flags})
 
+
+class BuildExt(build_ext):
+    """Builds the core library first, so `python setup.py build_ext --inplace` works alone."""
+
+    def run(self):
+        self.run_command("build_clib")
+        super().run()
+
+
 ext = Pybind11Extension(
     "bioscan_kmer._core",
     sorted(glob.glob("python/*.cpp")),
@@ -31,6 +40,8 @@ ext = Pybind11Extension(
     cxx_std=17,
     extra_compile_args=[f for f in flags if f not in ("-std=c++17", "-O3")],
     extra_link_args=link,
+    # Relink when the core changes, not only when the glue does.
+    depends=sorted(glob.glob("csrc/*.cpp") + glob.glob("csrc/*.hpp")),
 )
 
-setup(libraries=[core], ext_modules=[ext], cmdclass={"build_ext": build_ext})
+setup(libraries=[core], ext_modules=[ext], cmdclass={"build_ext": BuildExt})

@@ -1,6 +1,7 @@
 #include "clean.hpp"
 
 #include <array>
+#include <cstring>
 
 #include "thread_pool.hpp"
 
@@ -34,39 +35,40 @@ const std::array<unsigned char, 256> kTable = make_table();
                             " at position " + std::to_string(pos));
 }
 
-// Appends the cleaned form of s to out.
-void clean_one(std::string_view s, int64_t row, const CleanOptions& opt, std::string& out) {
-    const size_t start = out.size();
+// Writes the cleaned form of s at w (room for s.size() bytes) and returns its end.
+// Raw pointer writes: a push_back per base costs a capacity check per base.
+char* clean_one(std::string_view s, int64_t row, const CleanOptions& opt, char* w) {
+    char* const start = w;
     for (size_t i = 0; i < s.size(); ++i) {
         const unsigned char c = static_cast<unsigned char>(s[i]);
         const unsigned char m = kTable[c];
         if (m < 0x80) {
-            out.push_back(static_cast<char>(m));
+            *w++ = static_cast<char>(m);
         } else if (m == kDrop) {
             continue;
         } else if (m == kGap) {
-            if (opt.gaps_to_n) out.push_back('N');
+            if (opt.gaps_to_n) *w++ = 'N';
         } else if (m == kIupac) {
             if (opt.iupac_error) fail(row, static_cast<int64_t>(i), c, "IUPAC ambiguity code");
-            out.push_back('N');
+            *w++ = 'N';
         } else {
             fail(row, static_cast<int64_t>(i), c, "invalid character");
         }
     }
-    if (!opt.trim_n && opt.max_length < 0) return;
+    if (!opt.trim_n && opt.max_length < 0) return w;
     // Trim, truncate, and trim again: truncation can expose an N run at the new end.
-    size_t lo = start, hi = out.size();
+    char *lo = start, *hi = w;
     if (opt.trim_n) {
-        while (lo < hi && out[lo] == 'N') ++lo;
-        while (hi > lo && out[hi - 1] == 'N') --hi;
+        while (lo < hi && *lo == 'N') ++lo;
+        while (hi > lo && hi[-1] == 'N') --hi;
     }
-    if (opt.max_length >= 0 && hi - lo > static_cast<size_t>(opt.max_length)) {
-        hi = lo + static_cast<size_t>(opt.max_length);
+    if (opt.max_length >= 0 && hi - lo > opt.max_length) {
+        hi = lo + opt.max_length;
         if (opt.trim_n)
-            while (hi > lo && out[hi - 1] == 'N') --hi;
+            while (hi > lo && hi[-1] == 'N') --hi;
     }
-    if (lo > start) out.erase(start, lo - start);
-    out.resize(start + (hi - lo));
+    if (lo > start) std::memmove(start, lo, static_cast<size_t>(hi - lo));
+    return start + (hi - lo);
 }
 
 }  // namespace
@@ -80,12 +82,16 @@ std::vector<CleanedBlock> clean_all(const SeqViews& seqs, const CleanOptions& op
         auto& blk = blocks[b];
         int64_t bytes = 0;
         for (int64_t i = bounds[b]; i < bounds[b + 1]; ++i) bytes += seqs[i].size();
-        blk.data.reserve(static_cast<size_t>(bytes));
+        // Cleaning never lengthens a row, so the input size bounds the output.
+        blk.data.resize(static_cast<size_t>(bytes));
         blk.ends.reserve(static_cast<size_t>(bounds[b + 1] - bounds[b]));
+        char* const base = blk.data.data();
+        char* w = base;
         for (int64_t i = bounds[b]; i < bounds[b + 1]; ++i) {
-            clean_one(seqs[i], i, opt, blk.data);
-            blk.ends.push_back(static_cast<int64_t>(blk.data.size()));
+            w = clean_one(seqs[i], i, opt, w);
+            blk.ends.push_back(static_cast<int64_t>(w - base));
         }
+        blk.data.resize(static_cast<size_t>(w - base));
     });
     return blocks;
 }
