@@ -511,8 +511,9 @@ def shards_complete(out_dir, *, extra: Mapping[str, Any] | None = None, verify: 
     ----------
     out_dir : str or path-like
     extra : mapping, optional
-        When given, the manifest's ``extra`` must equal it (after a JSON round
-        trip, so tuples compare equal to lists).
+        When given, every key of it must be in the manifest's ``extra`` with an
+        equal value (after a JSON round trip, so tuples compare equal to lists);
+        other keys of the manifest's ``extra`` are ignored.
     verify : bool, default True
         Recompute checksums; otherwise only sizes are checked.
     """
@@ -527,6 +528,7 @@ def shards_complete(out_dir, *, extra: Mapping[str, Any] | None = None, verify: 
         return False
     if extra is not None:
         wanted = json.loads(json.dumps(dict(extra), default=_json_default))
-        if manifest.get("extra") != wanted:
+        stored = manifest.get("extra") or {}
+        if any(key not in stored or stored[key] != value for key, value in wanted.items()):
             return False
     return True
