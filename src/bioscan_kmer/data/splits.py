@@ -40,9 +40,9 @@ __all__ = [
     "partition",
     "check_partition",
     "split_summary",
-    "test_target",
-    "test_upper",
-    "test_barcode_upper",
+    "quota_target",
+    "quota_upper",
+    "quota_barcode_upper",
     "SPLITS",
 ]
 
@@ -134,21 +134,21 @@ def _labelled(col: pd.Series) -> np.ndarray:
     return present & (col.astype("str").to_numpy() != "")
 
 
-def test_target(n: int) -> int:
+def quota_target(n: int) -> int:
     """Records a species of ``n`` records should give to a test split."""
     if n < 8:
         return 0
     return min(int(math.floor(4 + (n - 8) / 4)), 25)
 
 
-def test_upper(n: int) -> int:
+def quota_upper(n: int) -> int:
     """Most records a species of ``n`` records may give to a test split."""
     if n < 8:
         return 0
     return int(math.floor(4 + (n - 8) / 3))
 
 
-def test_barcode_upper(nb: int) -> int:
+def quota_barcode_upper(nb: int) -> int:
     """Most barcodes a species with ``nb`` barcodes may give to a test split."""
     if nb < 2:
         return 0
@@ -347,7 +347,7 @@ def partition(df: pd.DataFrame, seed: int = 0, *, progress: bool = False) -> pd.
             barcode_split[bcs[picked]] = name
         return groups
 
-    run_stage(seen, "test", 1, test_target, lambda n_: 3, test_upper, test_barcode_upper, 1.0)
+    run_stage(seen, "test", 1, quota_target, lambda n_: 3, quota_upper, quota_barcode_upper, 1.0)
     val_groups = run_stage(
         seen, "val", 3,
         lambda n_: 0 if n_ < 20 else 0.05 * n_, lambda n_: 0, lambda n_: 0.10 * n_,
@@ -368,7 +368,7 @@ def partition(df: pd.DataFrame, seed: int = 0, *, progress: bool = False) -> pd.
             break
         if n_sp < 7:
             continue
-        if test_per_species[sp] > test_target(n_sp + test_per_species[sp]):
+        if test_per_species[sp] > quota_target(n_sp + test_per_species[sp]):
             continue
         ones = bcs[(sizes == 1) & (barcode_split[bcs] == "")]
         if len(ones) == 0:
@@ -376,8 +376,8 @@ def partition(df: pd.DataFrame, seed: int = 0, *, progress: bool = False) -> pd.
         barcode_split[ones[rng.integers(len(ones))]] = "val"
         allocated += 1
 
-    run_stage(unseen, "test_unseen", 5, test_target, lambda n_: 3, test_upper,
-              test_barcode_upper, 1.0)
+    run_stage(unseen, "test_unseen", 5, quota_target, lambda n_: 3, quota_upper,
+              quota_barcode_upper, 1.0)
     run_stage(
         unseen, "val_unseen", 7,
         lambda n_: 0.20 * n_, lambda n_: 0, lambda n_: 0.40 * n_,
