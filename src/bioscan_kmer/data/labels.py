@@ -92,8 +92,14 @@ def encode_labels(
         if rank not in df.columns:
             raise ValueError(f"label column {rank!r} is missing from the table")
         col = df[rank]
-        codes = pd.Categorical(col.astype("object"), categories=pd.Index(list(values), dtype=object)).codes
-        codes = codes.astype(np.int64)
+        index = pd.Index(list(values), dtype=object)
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            # Map each category once, then gather by code.
+            per_cat = index.get_indexer(col.cat.categories.astype(object)).astype(np.int64)
+            raw = col.cat.codes.to_numpy()
+            codes = np.where(raw >= 0, per_cat[np.maximum(raw, 0)], -1)
+        else:
+            codes = index.get_indexer(col.astype(object)).astype(np.int64)
         bad = (codes < 0) & _present(col)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
