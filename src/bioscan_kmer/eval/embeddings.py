@@ -1,0 +1,247 @@
+"""Batched, masked-mean-pooled sequence features from an encoder.
+
+Every probe starts from one feature vector per barcode: the mean of the encoder's last
+hidden layer over the *real* tokens. Padding positions are excluded from the mean;
+averaging over padding (as the public BarcodeBERT code did) makes a barcode's embedding
+depend on how much padding it got. Features are computed in batches under
+``torch.inference_mode`` on the GPU when there is one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .knn import default_device
+
+__all__ = ["masked_mean", "embed_tokens", "embed_sequences", "batched_apply", "load_encoder"]
+
+
+def masked_mean(hidden, mask):
+    """Mean of ``hidden`` over the positions where ``mask`` is nonzero.
+
+    Parameters
+    ----------
+    hidden : torch.Tensor, shape (B, T, C)
+    mask : torch.Tensor, shape (B, T)
+        Nonzero for real tokens.
+
+    Returns
+    -------
+    torch.Tensor, shape (B, C)
+        Rows without any real token are zero.
+    """
+    if hidden.dim() != 3 or mask.shape != hidden.shape[:2]:
+        raise ValueError(f"expected hidden (B, T, C) and mask (B, T), got {tuple(hidden.shape)} and {tuple(mask.shape)}")
+    w = (mask != 0).to(hidden.dtype).unsqueeze(-1)  # (B, T, 1)
+    return (hidden * w).sum(dim=1) / w.sum(dim=1).clamp_min(1.0)  # (B, C)
+
+
+def batched_apply(fn, arrays, *, batch_size: int = 256, device=None, progress: bool = False,
+                  desc: str = "embedding", dtypes=None) -> np.ndarray:
+    """Run ``fn(*batch_tensors) -> (B, C)`` over row batches of NumPy arrays.
+
+    Parameters
+    ----------
+    fn : callable
+        Takes one torch tensor per array (already on ``device``) and returns (B, C).
+    arrays : sequence of numpy.ndarray
+        Equal first dimension.
+    batch_size : int
+    device : optional
+        Torch device; CUDA when present by default.
+    progress : bool
+        tqdm bar over rows.
+    desc : str
+        Bar label.
+    dtypes : sequence of torch.dtype, optional
+        Tensor dtype per array (default: int64 for integer arrays, float32 otherwise).
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (n, C)
+    """
+    import torch
+
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    arrays = [np.asarray(a) for a in arrays]
+    n = arrays[0].shape[0]
+    if any(a.shape[0] != n for a in arrays):
+        raise ValueError(f"arrays have different numbers of rows: {[a.shape[0] for a in arrays]}")
+    dev = default_device(device)
+    if dtypes is None:
+        dtypes = [torch.int64 if np.issubdtype(a.dtype, np.integer) or a.dtype == np.bool_
+                  else torch.float32 for a in arrays]
+    out = []
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n, desc=desc, unit="seq")
+    with torch.inference_mode():
+        for s in range(0, n, batch_size):
+            batch = [torch.as_tensor(a[s : s + batch_size]).to(dev, dt, non_blocking=True)
+                     for a, dt in zip(arrays, dtypes)]
+            out.append(fn(*batch).float().cpu().numpy())
+            if bar is not None:
+                bar.update(batch[0].shape[0])
+    if bar is not None:
+        bar.close()
+    if not out:
+        return np.empty((0, 0), dtype=np.float32)
+    return np.concatenate(out).astype(np.float32, copy=False)
+
+
+def embed_tokens(model, input_ids, attention_mask, *, batch_size: int = 256, device=None,
+                 progress: bool = False) -> np.ndarray:
+    """Masked-mean features of pre-tokenized sequences.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        ``model(input_ids, attention_mask)`` returns the last hidden layer (B, T, C)
+        (our :class:`bioscan_kmer.model.Encoder`, or anything with that contract).
+        It is moved to ``device`` and put in eval mode (dropout off).
+    input_ids, attention_mask : array_like, shape (n, T)
+    batch_size, device, progress
+        See :func:`batched_apply`.
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (n, C)
+    """
+    ids = np.asarray(input_ids)
+    mask = np.asarray(attention_mask)
+    if ids.ndim != 2 or mask.shape != ids.shape:
+        raise ValueError(f"input_ids and attention_mask must be (n, T) of one shape, got {ids.shape} and {mask.shape}")
+    if not np.issubdtype(ids.dtype, np.integer):
+        raise TypeError(f"input_ids must be integers, got {ids.dtype}")
+    dev = default_device(device)
+    model = model.to(dev).eval()
+
+    def pooled(i, m):
+        hidden = model(i, m)
+        if isinstance(hidden, tuple):
+            hidden = hidden[0]
+        return masked_mean(hidden, m)
+
+    return batched_apply(pooled, [ids, mask.astype(np.int64)], batch_size=batch_size,
+                         device=dev, progress=progress)
+
+
+def embed_sequences(model, tokenizer, seqs, *, batch_size: int = 256, device=None,
+                    progress: bool = False) -> np.ndarray:
+    """Masked-mean features of raw barcodes, tokenized with the core tokenizer.
+
+    Tokenization is done in chunks with the batches, so memory stays bounded for
+    millions of sequences.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        See :func:`embed_tokens`.
+    tokenizer : bioscan_kmer.KmerTokenizer
+        The tokenizer the model was trained with (offset 0, no augmentation).
+    seqs : sequence of str
+        Cleaned barcodes.
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (len(seqs), C)
+    """
+    seqs = list(seqs)
+    chunk = max(batch_size, 8192)
+    parts = []
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(seqs), desc="embedding", unit="seq")
+    for s in range(0, len(seqs), chunk):
+        enc = tokenizer(seqs[s : s + chunk], return_tensors="np")
+        parts.append(embed_tokens(model, enc["input_ids"], enc["attention_mask"],
+                                  batch_size=batch_size, device=device))
+        if bar is not None:
+            bar.update(len(seqs[s : s + chunk]))
+    if bar is not None:
+        bar.close()
+    if not parts:
+        return np.empty((0, 0), dtype=np.float32)
+    return np.concatenate(parts)
+
+
+def load_encoder(path, *, tokenizer=None, config=None, device="cpu"):
+    """Load an encoder and its tokenizer from one of our checkpoints or a HF BERT state dict.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A checkpoint written by :func:`bioscan_kmer.model.save_checkpoint`, or a Hugging
+        Face ``BertModel``/``BertForMaskedLM`` state dict (``.bin``, ``.pt``, ``.pth`` or
+        ``.safetensors``), converted with :func:`bioscan_kmer.model.load_hf_bert_state_dict`.
+    tokenizer : bioscan_kmer.KmerTokenizer, optional
+        Needed for a HF state dict, which does not record its tokenizer; a checkpoint of
+        ours carries its own.
+    config : EncoderConfig or str, optional
+        Architecture for a HF state dict (a preset name such as ``"bioscan5m-8-4-4"``).
+    device : str
+
+    Returns
+    -------
+    (torch.nn.Module, KmerTokenizer)
+        The encoder in eval mode and the tokenizer its inputs must come from.
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``path`` does not exist.
+    ValueError
+        When the file is neither kind of checkpoint.
+    """
+    import json
+    from pathlib import Path
+
+    import torch
+
+    from .. import KmerTokenizer
+    from ..model import get_preset, load_checkpoint, load_hf_bert_state_dict, load_model
+    from ..model.config import EncoderConfig
+
+    path = Path(path)
+    if path.is_dir() and not (path / "checkpoint.pt").is_file():
+        raise FileNotFoundError(f"{path} is a directory without a checkpoint.pt")
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        state = load_checkpoint(path, map_location="cpu")
+    except ValueError:
+        state = None  # not one of ours: try a Hugging Face state dict below
+    if state is not None:
+        encoder = load_model(state, map_location=device, encoder_only=True)
+        tok = state.get("tokenizer")
+        if tokenizer is None and tok is not None:
+            tokenizer = KmerTokenizer.from_config(json.loads(tok) if isinstance(tok, str) else dict(tok))
+    else:
+        file = path / "pytorch_model.bin" if path.is_dir() else path
+        try:
+            if file.suffix == ".safetensors":
+                from safetensors.torch import load_file
+
+                sd = load_file(str(file))
+            else:
+                sd = torch.load(file, map_location="cpu", weights_only=True)
+        except Exception as exc:  # foreign or damaged files raise many different errors
+            raise ValueError(f"{file} is neither a bioscan-kmer checkpoint nor a readable state dict: {exc}") from None
+        if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
+            sd = sd["state_dict"]
+        if isinstance(config, str):
+            config = get_preset(config)
+        model = load_hf_bert_state_dict(sd, config)
+        encoder = (model.encoder if hasattr(model, "encoder") else model).to(device).eval()
+    cfg: EncoderConfig = encoder.config
+    if tokenizer is None:
+        # A checkpoint without a stored tokenizer: rebuild the default one of its vocabulary.
+        tokenizer = KmerTokenizer(k=cfg.k, max_len=660, preset=cfg.tokenizer_preset,
+                                  n_nucleotide=cfg.n_nucleotide)
+    cfg.check_tokenizer(tokenizer, what="the tokenizer")
+    return encoder, tokenizer
