@@ -70,8 +70,9 @@ def test_category_sizes_are_heavy_tailed(df):
 
 def test_placeholder_species_exist_and_are_detected(df):
     mask = placeholder_species_mask(df)
-    share = mask.sum() / df["species"].notna().sum()
-    assert 0.1 < share < 0.5
+    # Share of distinct species names (record shares swing with the heavy tail).
+    share = df.loc[mask, "species"].nunique() / df["species"].nunique()
+    assert 0.15 < share < 0.5
     names = set(df.loc[mask, "species"].astype(str))
     assert any(" sp. " in n for n in names) and any("Malaise" in n for n in names)
 

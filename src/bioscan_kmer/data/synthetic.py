@@ -117,14 +117,17 @@ class _Names:
     """Generates distinct Latin-looking names, avoiding the real ones."""
 
     def __init__(self, rng, taken):
-        self.rng = rng
+        import random
+
+        # Per-name draws are scalar; Python's generator is much faster at those.
+        self.rng = random.Random(int(rng.integers(0, 2**63)))
         self.taken = set(taken)
 
     def _word(self, endings, lo=1, hi=3):
         while True:
-            k = int(self.rng.integers(lo, hi + 1))
-            stem = "".join(self.rng.choice(_SYLLABLES, size=k))
-            word = stem + str(self.rng.choice(endings))
+            k = self.rng.randint(lo, hi)
+            stem = "".join(self.rng.choices(_SYLLABLES, k=k))
+            word = stem + self.rng.choice(endings)
             if word not in self.taken:
                 self.taken.add(word)
                 return word
@@ -624,6 +627,28 @@ def _categorical(codes: np.ndarray, names: np.ndarray) -> pd.Categorical:
     return pd.Categorical.from_codes(new_codes, categories=pd.Index(uniq.astype(object), dtype=object))
 
 
+def _shifted(rows: np.ndarray, shift: np.ndarray, width: int) -> np.ndarray:
+    """out[r, j] = rows[r, j - shift[r]] (clipped to the row), for few distinct shifts.
+
+    Grouping rows by shift turns a 2-D gather into a handful of contiguous slice
+    copies, which is what makes raw strings cheap at millions of rows.
+    """
+    k, length = rows.shape
+    out = np.empty((k, width), dtype=np.uint8)
+    for s in np.unique(shift):
+        sel = np.flatnonzero(shift == s)
+        s = int(s)
+        dst_lo, src_lo = max(s, 0), max(-s, 0)
+        n = min(width - dst_lo, length - src_lo)
+        block = rows[sel]
+        out[sel, dst_lo:dst_lo + n] = block[:, src_lo:src_lo + n]
+        if dst_lo:
+            out[sel, :dst_lo] = block[:, :1]
+        if dst_lo + n < width:
+            out[sel, dst_lo + n:] = block[:, -1:]
+    return out
+
+
 def _raw_barcodes(rng, hap_ascii, hap_idx, hap_start, hap_end) -> pa.Array:
     """Raw BOLD-style strings for selected haplotypes.
 
@@ -635,42 +660,44 @@ def _raw_barcodes(rng, hap_ascii, hap_idx, hap_start, hap_end) -> pa.Array:
     if m == 0:
         return pa.array([], type=pa.large_string())
     chunks = []
-    step = 100_000
+    step = 50_000
     for s in range(0, m, step):
         hi = hap_idx[s:s + step]
         k = len(hi)
-        start, end = hap_start[hi], hap_end[hi]
+        start, end = hap_start[hi].astype(np.int32), hap_end[hi].astype(np.int32)
         body_len = end - start
-        lead_n = np.where(rng.random(k) < 0.5, rng.integers(1, 21, size=k), 0)
-        lead_gap = np.where(rng.random(k) < 0.15, rng.integers(1, 11, size=k), 0)
+        lead_n = np.where(rng.random(k) < 0.5, rng.integers(1, 21, size=k), 0).astype(np.int32)
+        lead_gap = np.where(rng.random(k) < 0.15, rng.integers(1, 11, size=k), 0).astype(np.int32)
         has_codon_gap = rng.random(k) < 0.2
-        gap_at = np.where(has_codon_gap, 3 * rng.integers(10, np.maximum(11, body_len // 3 - 10)), body_len)
-        gap_len = np.where(has_codon_gap, 3, 0)
-        tail_n = np.where(rng.random(k) < 0.5, rng.integers(1, 31, size=k), 0)
-        width = int((lead_n + lead_gap + body_len + gap_len + tail_n).max())
-        j = np.arange(width)[None, :]
-        b1 = (lead_n)[:, None]
-        b2 = b1 + lead_gap[:, None]
-        b3 = b2 + np.minimum(gap_at, body_len)[:, None]
-        b4 = b3 + gap_len[:, None]
+        gap_at = np.where(has_codon_gap, 3 * rng.integers(10, np.maximum(11, body_len // 3 - 10)),
+                          body_len).astype(np.int32)
+        gap_at = np.minimum(gap_at, body_len)
+        gap_len = np.where(has_codon_gap, 3, 0).astype(np.int32)
+        tail_n = np.where(rng.random(k) < 0.5, rng.integers(1, 31, size=k), 0).astype(np.int32)
+        total = lead_n + lead_gap + body_len + gap_len + tail_n
+        width = int(total.max())
+        j = np.arange(width, dtype=np.int32)[None, :]
+        b2 = (lead_n + lead_gap)[:, None]
+        b3 = b2 + gap_at[:, None]
         b5 = b2 + (body_len + gap_len)[:, None]
-        b6 = b5 + tail_n[:, None]
-        # Position in the haplotype for body columns (before/after the codon gap).
-        src = np.where(j < b3, j - b2, j - b2 - gap_len[:, None]) + start[:, None]
-        src = np.clip(src, 0, hap_ascii.shape[1] - 1)
-        out = hap_ascii[hi[:, None], src]
-        out[(j < b1)] = ord("N")
-        out[(j >= b1) & (j < b2)] = ord("-")
-        out[(j >= b3) & (j < b4)] = ord("-")
-        out[(j >= b5) & (j < b6)] = ord("N")
+        seqs = hap_ascii[hi]
+        shift1 = lead_n + lead_gap - start
+        out = _shifted(seqs, shift1, width)
+        if has_codon_gap.any():
+            after = _shifted(seqs, shift1 + gap_len, width)
+            np.copyto(out, after, where=j >= b3 + gap_len[:, None])
+            out[(j >= b3) & (j < b3 + gap_len[:, None])] = ord("-")
+        out[j < lead_n[:, None]] = ord("N")
+        out[(j >= lead_n[:, None]) & (j < b2)] = ord("-")
+        out[j >= b5] = ord("N")
         # Ambiguities and internal N, kept away from the ends so trimming never eats them.
         n_amb = np.where(rng.random(k) < 0.35, rng.integers(1, 4, size=k), 0)
         rows = np.repeat(np.arange(k), n_amb)
-        cols = (b2[rows, 0] + 5 + rng.integers(0, 1 << 30, size=len(rows)) % np.maximum(1, np.minimum(gap_at, body_len)[rows] - 10))
+        cols = b2[rows, 0] + 5 + rng.integers(0, 1 << 30, size=len(rows)) % np.maximum(1, gap_at[rows] - 10)
         out[rows, cols] = np.where(rng.random(len(rows)) < 0.5, ord("N"), rng.choice(_IUPAC, size=len(rows)))
-        lower = rng.random(k) < 0.08
+        lower = np.flatnonzero(rng.random(k) < 0.08)
         letters = out[lower]
         letters[(letters >= 65) & (letters <= 90)] += 32
         out[lower] = letters
-        chunks.append(_ragged_strings(out, j < b6))
+        chunks.append(_ragged_strings(out, j < total[:, None]))
     return pa.concat_arrays(chunks)
