@@ -83,15 +83,16 @@ std::vector<CleanedBlock> clean_all(const SeqViews& seqs, const CleanOptions& op
         int64_t bytes = 0;
         for (int64_t i = bounds[b]; i < bounds[b + 1]; ++i) bytes += seqs[i].size();
         // Cleaning never lengthens a row, so the input size bounds the output.
-        blk.data.resize(static_cast<size_t>(bytes));
+        blk.data.reset(new char[static_cast<size_t>(bytes)]);
         blk.ends.reserve(static_cast<size_t>(bounds[b + 1] - bounds[b]));
-        char* const base = blk.data.data();
+        char* const base = blk.data.get();
         char* w = base;
+        const CancelPoint poll;
         for (int64_t i = bounds[b]; i < bounds[b + 1]; ++i) {
+            poll();
             w = clean_one(seqs[i], i, opt, w);
             blk.ends.push_back(static_cast<int64_t>(w - base));
         }
-        blk.data.resize(static_cast<size_t>(w - base));
     });
     return blocks;
 }

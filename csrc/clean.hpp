@@ -3,6 +3,7 @@
 // optional truncation. Any other character is an error naming row, position, byte.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -19,7 +20,9 @@ struct CleanOptions {
 
 // The cleaned sequences of one block of rows, stored back to back.
 struct CleanedBlock {
-    std::string data;
+    // Uninitialised storage: zero-filling gigabytes that are overwritten at once cost
+    // as much as the cleaning, and could not be interrupted.
+    std::unique_ptr<char[]> data;
     std::vector<int64_t> ends;  // ends[i]: end of the i-th row of the block in data
 };
 

@@ -48,7 +48,9 @@ int64_t first_non_ascii(const SeqViews& seqs, int threads) {
     const auto bounds = byte_balanced_bounds(seqs, t);
     std::vector<int64_t> found(t, -1);
     run_blocks(t, [&](int b) {
+        const CancelPoint poll;
         for (int64_t i = bounds[b]; i < bounds[b + 1]; ++i) {
+            poll();
             if (has_high_bit(seqs[i].data(), seqs[i].size())) {
                 found[b] = i;
                 return;

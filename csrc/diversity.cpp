@@ -12,6 +12,10 @@
 namespace bk {
 
 double shannon(const double* counts, int64_t n, double base, double epsilon) {
+    // Copied once: the caller's array may change under us (the GIL is released), and
+    // the two passes must see the same values.
+    const std::vector<double> own(counts, counts + n);
+    counts = own.data();
     double total = 0;
     for (int64_t i = 0; i < n; ++i) {
         const double c = counts[i];
@@ -34,8 +38,13 @@ void grouped_shannon(const int64_t* groups, const int64_t* items, int64_t n, int
                      double epsilon, double* out, int64_t* rows_out, int threads) {
     // Counting sort of the rows by group, then each group's items sorted on their own:
     // O(n) plus small sorts, and the summation order is fixed, whatever the threads.
+    // The inputs may be the caller's arrays, written by another thread while we read
+    // (the GIL is released): each value is read once per pass and checked again in the
+    // second pass, so a racing writer can spoil the result but never our memory.
+    const CancelPoint poll;
     std::vector<int64_t> start(static_cast<size_t>(n_groups) + 1, 0);
     for (int64_t i = 0; i < n; ++i) {
+        poll.every(i);
         const int64_t g = groups[i];
         if (g >= n_groups) throw std::invalid_argument("group code out of range at row " + std::to_string(i));
         if (g >= 0 && items[i] >= 0) ++start[g + 1];
@@ -44,8 +53,18 @@ void grouped_shannon(const int64_t* groups, const int64_t* items, int64_t n, int
     std::vector<int64_t> sorted(static_cast<size_t>(start[n_groups]));
     {
         std::vector<int64_t> fill(start.begin(), start.end() - 1);
-        for (int64_t i = 0; i < n; ++i)
-            if (groups[i] >= 0 && items[i] >= 0) sorted[fill[groups[i]]++] = items[i];
+        for (int64_t i = 0; i < n; ++i) {
+            poll.every(i);
+            const int64_t g = groups[i], it = items[i];
+            if (g < 0 || it < 0) continue;
+            if (g >= n_groups || fill[g] >= start[g + 1])
+                throw std::invalid_argument("groups or items changed during the call (row " + std::to_string(i) +
+                                            ")");
+            sorted[fill[g]++] = it;
+        }
+        for (int64_t g = 0; g < n_groups; ++g)
+            if (fill[g] != start[g + 1])
+                throw std::invalid_argument("groups or items changed during the call");
     }
     const double log_base = std::log(base);
     const int t = effective_threads(threads, n_groups, static_cast<int64_t>(sorted.size()) * 8);
@@ -58,7 +77,9 @@ void grouped_shannon(const int64_t* groups, const int64_t* items, int64_t n, int
         bounds[b] = g;
     }
     run_blocks(t, [&](int b) {
+        const CancelPoint poll_block;
         for (int64_t g = bounds[b]; g < bounds[b + 1]; ++g) {
+            poll_block();
             int64_t* lo = sorted.data() + start[g];
             int64_t* hi = sorted.data() + start[g + 1];
             const int64_t total = hi - lo;

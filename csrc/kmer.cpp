@@ -86,8 +86,10 @@ void tokenize_rows(const SeqViews& seqs, const TokenizerSpec& s, int64_t pad_to,
     const int64_t kmer_pos = L - (specials ? 2 : 0);
     uint64_t pow4[kMaxK + 1];
     for (int i = 0; i <= k; ++i) pow4[i] = pow_u(4, i);
+    const CancelPoint poll;
 
     for (int64_t r = lo; r < hi; ++r) {
+        poll();
         T* out = ids + r * L;
         uint8_t* m = mask + r * L;
         const int64_t off = offsets ? offsets[r] : offset;
@@ -123,7 +125,9 @@ void tokenize_rows(const SeqViews& seqs, const TokenizerSpec& s, int64_t pad_to,
             for (int64_t j = n_real; j < kmer_pos; ++j, ++pos) {
                 const int64_t b = j * stride;
                 const int64_t avail = std::max<int64_t>(0, std::min<int64_t>(k, len_x - b));
-                out[pos] = static_cast<T>(kWithN ? kmer_id<true>(x + b, avail, k, first, unk, pow4) : unk);
+                // Past the row, x + b would point beyond the buffer: pass x (unread, avail 0).
+                out[pos] = static_cast<T>(kWithN ? kmer_id<true>(avail > 0 ? x + b : x, avail, k, first, unk, pow4)
+                                                 : unk);
                 m[pos] = 0;
             }
         }
@@ -173,7 +177,9 @@ int64_t row_length(const TokenizerSpec& s, int64_t max_len) {
 
 int64_t longest_bases(const SeqViews& seqs, const int64_t* offsets, int64_t offset, int64_t max_len) {
     int64_t best = 0;
+    const CancelPoint poll;
     for (size_t r = 0; r < seqs.size(); ++r) {
+        poll.every(static_cast<int64_t>(r));
         const int64_t len = static_cast<int64_t>(seqs[r].size());
         const int64_t off = offsets ? offsets[r] : offset;
         best = std::max(best, std::min(len - std::min(off, len), max_len));
@@ -246,7 +252,11 @@ void kmer_counts_per_row(const SeqViews& seqs, int k, T* out, int threads) {
     const int t = effective_threads(threads, n, total_bytes(seqs));
     const auto bounds = byte_balanced_bounds(seqs, t);
     run_blocks(t, [&](int b) {
-        for (int64_t r = bounds[b]; r < bounds[b + 1]; ++r) count_row<T>(seqs[r], k, out + r * width);
+        const CancelPoint poll;
+        for (int64_t r = bounds[b]; r < bounds[b + 1]; ++r) {
+            poll();
+            count_row<T>(seqs[r], k, out + r * width);
+        }
     });
 }
 
@@ -264,7 +274,11 @@ void kmer_counts_total(const SeqViews& seqs, int k, int64_t* out, int threads) {
             partial[b].assign(width, 0);
             dst = partial[b].data();
         }
-        for (int64_t r = bounds[b]; r < bounds[b + 1]; ++r) count_row<int64_t>(seqs[r], k, dst);
+        const CancelPoint poll;
+        for (int64_t r = bounds[b]; r < bounds[b + 1]; ++r) {
+            poll();
+            count_row<int64_t>(seqs[r], k, dst);
+        }
     });
     for (int b = 1; b < t; ++b)
         for (size_t i = 0; i < width; ++i) out[i] += partial[b][i];

@@ -5,21 +5,129 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <atomic>
+#include <chrono>
+#include <climits>
 #include <cmath>
+#include <condition_variable>
 #include <cstring>
+#include <exception>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
+#include <thread>
+#include <type_traits>
+#include <vector>
 
 #include "clean.hpp"
 #include "common.hpp"
 #include "diversity.hpp"
 #include "kmer.hpp"
+#include "thread_pool.hpp"
 #include "unique.hpp"
 
 namespace py = pybind11;
 using bk::SeqViews;
 
 namespace {
+
+// Below this much work (bytes plus 16 per row, or rows) a call finishes in about a
+// millisecond: it runs on the calling thread, without the cost of a waiter thread.
+constexpr int64_t kInterruptibleWork = 1 << 20;
+// How often the waiting thread takes the GIL to look for a signal (Ctrl-C).
+constexpr auto kSignalPoll = std::chrono::milliseconds(20);
+
+// Rethrows the core's exception as Python's: ValueError for bad values (the message
+// names the row), MemoryError for std::bad_alloc (pybind11's own translation).
+[[noreturn]] void rethrow_core_error(std::exception_ptr err) {
+    try {
+        std::rethrow_exception(err);
+    } catch (const bk::RowError& e) {
+        throw py::value_error(e.what());
+    } catch (const std::invalid_argument& e) {
+        throw py::value_error(e.what());
+    } catch (const std::length_error& e) {
+        throw py::value_error(std::string("input too large: ") + e.what());
+    }
+}
+
+// Runs fn without the GIL and turns the core's errors into Python's.
+//
+// Large calls are interruptible: fn runs on a worker thread while the calling thread
+// waits, taking the GIL every kSignalPoll to run Python's signal handlers. When one
+// raises (KeyboardInterrupt on Ctrl-C, or any exception from a handler), the cancel
+// flag is set, the core's loops stop at their next row, and the handler's exception
+// propagates once every worker has finished; the call's outputs are discarded. Only
+// the main thread sees signals, so elsewhere this merely waits.
+template <class Fn>
+auto without_gil(Fn&& fn, int64_t work = INT64_MAX) -> decltype(fn()) {
+    using R = decltype(fn());
+    if (work < kInterruptibleWork) {
+        std::exception_ptr err;
+        {
+            py::gil_scoped_release release;
+            try {
+                return fn();
+            } catch (...) {
+                err = std::current_exception();
+            }
+        }
+        rethrow_core_error(err);
+    }
+    std::atomic<bool> cancel{false};
+    std::mutex m;
+    std::condition_variable cv;
+    bool done = false, interrupted = false;
+    std::exception_ptr err;
+    std::conditional_t<std::is_void_v<R>, bool, std::optional<R>> result{};
+    {
+        py::gil_scoped_release release;
+        auto body = [&] {
+            bk::CancelScope scope(&cancel);
+            try {
+                if constexpr (std::is_void_v<R>) {
+                    fn();
+                } else {
+                    result.emplace(fn());
+                }
+            } catch (...) {
+                err = std::current_exception();
+            }
+            std::lock_guard<std::mutex> lk(m);
+            done = true;
+            cv.notify_all();
+        };
+        std::thread worker;
+        try {
+            worker = std::thread(body);
+        } catch (const std::system_error&) {
+            body();  // no thread to spare: run here, uninterruptible
+        }
+        std::unique_lock<std::mutex> lk(m);
+        while (!cv.wait_for(lk, kSignalPoll, [&] { return done; })) {
+            if (interrupted) continue;  // cancel requested: wait for the workers to stop
+            lk.unlock();
+            {
+                py::gil_scoped_acquire gil;
+                // The error indicator stays set on this thread until we raise it below.
+                if (PyErr_CheckSignals() != 0) {
+                    interrupted = true;
+                    cancel.store(true, std::memory_order_relaxed);
+                }
+            }
+            lk.lock();
+        }
+        lk.unlock();
+        if (worker.joinable()) worker.join();
+    }
+    if (interrupted) throw py::error_already_set();
+    if (err) rethrow_core_error(err);
+    if constexpr (!std::is_void_v<R>) return std::move(*result);
+}
+
+// Work estimate of a call over seqs (see kInterruptibleWork).
+int64_t work_of(const SeqViews& seqs) { return bk::total_bytes(seqs) + 16 * static_cast<int64_t>(seqs.size()); }
 
 // Input rows as views, with what keeps their bytes alive. A list is frozen into a
 // tuple first so that mutating the list from another thread cannot free a row we read.
@@ -90,6 +198,8 @@ class Sequences {
             if (!validity.is_none()) {
                 vinfo = py::buffer(validity).request();
                 valid = static_cast<const uint8_t*>(vinfo.ptr);
+                if (len > 0 && vinfo.size * vinfo.itemsize < (off + len + 7) / 8)
+                    throw py::value_error("malformed Arrow array: validity buffer is too short");
             }
             const bool large = offsets.itemsize() == 8;
             if (offsets.size() < off + len + (len > 0 ? 1 : 0))
@@ -161,11 +271,7 @@ class Sequences {
     }
 
     void check_ascii() {
-        int64_t bad;
-        {
-            py::gil_scoped_release release;
-            bad = bk::first_non_ascii(views_, 0);
-        }
+        const int64_t bad = without_gil([&] { return bk::first_non_ascii(views_, 0); }, work_of(views_));
         if (bad >= 0) throw py::value_error("row " + std::to_string(bad) + ": sequence holds non-ASCII bytes");
     }
 
@@ -174,18 +280,6 @@ class Sequences {
     SeqViews views_;
 };
 
-// Runs fn without the GIL and turns the core's errors into Python's.
-template <class Fn>
-auto without_gil(Fn&& fn) -> decltype(fn()) {
-    try {
-        py::gil_scoped_release release;
-        return fn();
-    } catch (const bk::RowError& e) {
-        throw py::value_error(e.what());
-    } catch (const std::invalid_argument& e) {
-        throw py::value_error(e.what());
-    }
-}
 
 bk::TokenizerSpec make_spec(int k, int stride, int64_t max_len, int preset, bool n_nucleotide, bool add_special) {
     if (preset != 0 && preset != 1) throw py::value_error("unknown preset code");
@@ -208,7 +302,8 @@ template <class T>
 void tokenize_into(const Sequences& seqs, const bk::TokenizerSpec& spec, int64_t pad_to, const int64_t* offsets,
                    int64_t offset, py::array& ids, uint8_t* mask, int threads) {
     T* out = static_cast<T*>(ids.mutable_data());
-    without_gil([&] { bk::tokenize<T>(seqs.views(), spec, pad_to, offsets, offset, out, mask, threads); });
+    const int64_t work = work_of(seqs.views()) + static_cast<int64_t>(ids.nbytes());
+    without_gil([&] { bk::tokenize<T>(seqs.views(), spec, pad_to, offsets, offset, out, mask, threads); }, work);
 }
 
 py::tuple tokenize(const Sequences& seqs, int k, int stride, int64_t max_len, py::object offset_obj, int preset,
@@ -216,12 +311,15 @@ py::tuple tokenize(const Sequences& seqs, int k, int stride, int64_t max_len, py
     const auto spec = make_spec(k, stride, max_len, preset, n_nucleotide, add_special);
     const int64_t n = static_cast<int64_t>(seqs.size());
     int64_t offset = 0;
-    py::array_t<int64_t, py::array::c_style | py::array::forcecast> offsets;
+    // A private copy: the caller's array stays writable while the GIL is released, and
+    // an offset made negative after the check below would read before the row.
+    std::vector<int64_t> offsets;
     const int64_t* offs = nullptr;
     if (py::isinstance<py::array>(offset_obj)) {
-        offsets = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(offset_obj);
-        if (!offsets || offsets.ndim() != 1 || offsets.shape(0) != n)
+        auto given = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(offset_obj);
+        if (!given || given.ndim() != 1 || given.shape(0) != n)
             throw py::value_error("offset array must be 1-D with one entry per sequence (" + std::to_string(n) + ")");
+        offsets.assign(given.data(), given.data() + n);
         offs = offsets.data();
         for (int64_t i = 0; i < n; ++i)
             if (offs[i] < 0)
@@ -251,20 +349,28 @@ py::tuple tokenize(const Sequences& seqs, int k, int stride, int64_t max_len, py
 py::list clean(const Sequences& seqs, bool gaps_to_n, bool iupac_error, bool trim_n, int64_t max_length,
                int threads) {
     bk::CleanOptions opt{gaps_to_n, iupac_error, trim_n, max_length};
-    auto blocks = without_gil([&] { return bk::clean_all(seqs.views(), opt, threads); });
+    auto blocks = without_gil([&] { return bk::clean_all(seqs.views(), opt, threads); }, work_of(seqs.views()));
     py::list out(seqs.size());
     size_t row = 0;
+    // Building the strings holds the GIL and takes seconds for gigabytes: let Ctrl-C
+    // through every few megabytes.
+    int64_t since_check = 0;
     for (auto& blk : blocks) {
         int64_t a = 0;
         for (int64_t e : blk.ends) {
+            since_check += e - a + 64;
+            if (since_check > (8 << 20)) {
+                since_check = 0;
+                if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+            }
             // Cleaned rows are pure ASCII, so the cheapest constructor applies.
             PyObject* s = PyUnicode_New(e - a, 127);
             if (!s) throw py::error_already_set();
-            std::memcpy(PyUnicode_DATA(s), blk.data.data() + a, static_cast<size_t>(e - a));
+            std::memcpy(PyUnicode_DATA(s), blk.data.get() + a, static_cast<size_t>(e - a));
             PyList_SET_ITEM(out.ptr(), row++, s);
             a = e;
         }
-        std::string().swap(blk.data);  // free each block as soon as it is copied
+        blk.data.reset();  // free each block as soon as it is copied
     }
     return out;
 }
@@ -273,7 +379,7 @@ py::tuple unique(const Sequences& seqs, int threads) {
     const auto n = static_cast<py::ssize_t>(seqs.size());
     py::array_t<int64_t> inverse(n);
     int64_t* inv = inverse.mutable_data();
-    auto res = without_gil([&] { return bk::unique(seqs.views(), inv, threads); });
+    auto res = without_gil([&] { return bk::unique(seqs.views(), inv, threads); }, work_of(seqs.views()));
     py::array_t<int64_t> first(static_cast<py::ssize_t>(res.first_row.size()));
     py::array_t<int64_t> counts(static_cast<py::ssize_t>(res.counts.size()));
     std::copy(res.first_row.begin(), res.first_row.end(), first.mutable_data());
@@ -289,17 +395,26 @@ py::array kmer_counts(const Sequences& seqs, int k, bool per_row, py::dtype dtyp
         py::array_t<int64_t> out(width);
         std::fill(out.mutable_data(), out.mutable_data() + width, 0);
         int64_t* p = out.mutable_data();
-        without_gil([&] { bk::kmer_counts_total(seqs.views(), k, p, threads); });
+        without_gil([&] { bk::kmer_counts_total(seqs.views(), k, p, threads); }, work_of(seqs.views()));
         return out;
+    }
+    const bool is32 = dtype.kind() == 'i' && dtype.itemsize() == 4;
+    if (is32) {
+        // A row of more than 2**31 bases could overflow an int32 count silently.
+        for (size_t i = 0; i < seqs.size(); ++i)
+            if (seqs.views()[i].size() >= static_cast<size_t>(INT32_MAX))
+                throw py::value_error("row " + std::to_string(i) + ": " + std::to_string(seqs.views()[i].size()) +
+                                      " bases may overflow int32 counts; use dtype=np.int64");
     }
     py::array out(dtype, std::vector<py::ssize_t>{n, width});
     std::memset(out.mutable_data(), 0, static_cast<size_t>(out.nbytes()));
-    if (dtype.kind() == 'i' && dtype.itemsize() == 4) {
+    const int64_t work = work_of(seqs.views()) + static_cast<int64_t>(out.nbytes());
+    if (is32) {
         auto* p = static_cast<int32_t*>(out.mutable_data());
-        without_gil([&] { bk::kmer_counts_per_row<int32_t>(seqs.views(), k, p, threads); });
+        without_gil([&] { bk::kmer_counts_per_row<int32_t>(seqs.views(), k, p, threads); }, work);
     } else if (dtype.kind() == 'i' && dtype.itemsize() == 8) {
         auto* p = static_cast<int64_t*>(out.mutable_data());
-        without_gil([&] { bk::kmer_counts_per_row<int64_t>(seqs.views(), k, p, threads); });
+        without_gil([&] { bk::kmer_counts_per_row<int64_t>(seqs.views(), k, p, threads); }, work);
     } else {
         throw py::type_error("kmer_counts supports int32 and int64 outputs");
     }
@@ -311,7 +426,7 @@ double shannon(py::array_t<double, py::array::c_style | py::array::forcecast> co
     if (counts.ndim() != 1) throw py::value_error("counts must be 1-D");
     const double* p = counts.data();
     const int64_t n = counts.shape(0);
-    return without_gil([&] { return bk::shannon(p, n, base, epsilon); });
+    return without_gil([&] { return bk::shannon(p, n, base, epsilon); }, n);
 }
 
 py::tuple grouped_shannon(py::array_t<int64_t, py::array::c_style | py::array::forcecast> groups,
@@ -319,6 +434,7 @@ py::tuple grouped_shannon(py::array_t<int64_t, py::array::c_style | py::array::f
                           double base, double epsilon, int threads) {
     if (groups.ndim() != 1 || items.ndim() != 1 || groups.shape(0) != items.shape(0))
         throw py::value_error("groups and items must be 1-D arrays of the same length");
+    if (n_groups < 0) throw py::value_error("n_groups must be >= 0, got " + std::to_string(n_groups));
     py::array_t<double> out(n_groups);
     py::array_t<int64_t> rows(n_groups);
     const int64_t* g = groups.data();
@@ -326,7 +442,7 @@ py::tuple grouped_shannon(py::array_t<int64_t, py::array::c_style | py::array::f
     double* o = out.mutable_data();
     int64_t* r = rows.mutable_data();
     const int64_t n = groups.shape(0);
-    without_gil([&] { bk::grouped_shannon(g, it, n, n_groups, base, epsilon, o, r, threads); });
+    without_gil([&] { bk::grouped_shannon(g, it, n, n_groups, base, epsilon, o, r, threads); }, 16 * (n + n_groups));
     return py::make_tuple(out, rows);
 }
 
