@@ -45,3 +45,25 @@ def synthetic_shards(out_dir, *, n_train: int = 512, n_val: int = 64, preset: st
         "val": (ids[n_train:].astype(np.uint16), mask[n_train:], None),
     }, tok)
     return tok
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ddp_worker(rank: int, world_size: int, port: int, kwargs: dict) -> None:
+    """Entry point of one process of a gloo DDP test run (spawned; must be importable)."""
+    import os
+
+    import torch
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    from bioscan_kmer.train import pretrain
+
+    pretrain(**kwargs)
