@@ -19,6 +19,7 @@ import pandas as pd
 from bioscan_kmer.data.labels import encode_labels, label_maps
 from bioscan_kmer.data.schema import RANKS, SPLITS
 from bioscan_kmer.data.shards import shards_complete, write_shards
+from bioscan_kmer.data.statistics import _as_arrow
 
 __all__ = ["prepare_shards", "LABELLED_SHARDS"]
 
@@ -116,7 +117,7 @@ def prepare_shards(
     for name in tqdm(wanted, desc="prepare", disable=not progress, unit="split"):
         if name == "pretrain":
             sel = np.flatnonzero(np.isin(split, ["pretrain", "other_heldout"]))
-            seqs = clean(df["dna_barcode"].iloc[sel], threads=threads)
+            seqs = clean(_as_arrow(df["dna_barcode"].iloc[sel]), threads=threads)
             # SPEC 4: rstrip("N") then a global first-occurrence dedup (clean already
             # trims N at both ends, which includes the rstrip).
             uniq, _, _ = unique(seqs, threads=threads)
@@ -124,7 +125,7 @@ def prepare_shards(
             labels = None
         else:
             sel = np.flatnonzero(split == name)
-            seqs = clean(df["dna_barcode"].iloc[sel], threads=threads)
+            seqs = clean(_as_arrow(df["dna_barcode"].iloc[sel]), threads=threads)
             part = df.iloc[sel]
             cols = {"processid": part["processid"].astype("str").to_numpy(dtype=object)
                     if "processid" in part.columns else np.full(len(sel), None, dtype=object)}

@@ -40,6 +40,15 @@ def _codes(col: pd.Series) -> np.ndarray:
     return codes.astype(np.int64)
 
 
+def _as_arrow(series: pd.Series):
+    """Arrow-backed strings go to the core as Arrow arrays: no Python str objects."""
+    if isinstance(series.dtype, pd.StringDtype) and series.dtype.storage == "pyarrow":
+        import pyarrow as pa
+
+        return pa.array(series, from_pandas=True)
+    return series
+
+
 def category_sizes(df: pd.DataFrame, ranks: Sequence[str] = RANKS) -> dict[str, np.ndarray]:
     """Records per category, per rank (descending), over labelled rows."""
     out = {}
@@ -95,7 +104,7 @@ def dataset_statistics(
         i = int(np.flatnonzero(barcodes.isna().to_numpy())[0])
         raise ValueError(f"row {i}: {barcode_column} is missing")
     # One pass of the core's hash dedup; per-rank counts then work on integer codes.
-    _, barcode_id, _ = unique(barcodes, threads=threads)
+    _, barcode_id, _ = unique(_as_arrow(barcodes), threads=threads)
     barcode_id = np.asarray(barcode_id, dtype=np.int64)
     n_barcodes = int(barcode_id.max()) + 1 if len(barcode_id) else 0
     n = len(df)
