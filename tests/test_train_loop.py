@@ -179,3 +179,13 @@ def test_vocabulary_mismatch_and_missing_shard(small_shards, tmp_path):
         pretrain(tmp_path / "nowhere", tmp_path / "y", steps=1, **COMMON)
     with pytest.raises(ValueError, match="split 'holdout' is not in"):
         pretrain(small_shards, tmp_path / "z", steps=1, train_split="holdout", **COMMON)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_bf16_compiled_run_trains_and_checkpoints_for_cpu(shards, tmp_path):
+    result = pretrain(shards, tmp_path / "gpu", preset="tiny", steps=60, batch_size=32, lr=3e-3,
+                      compile=True, log_every=10, ckpt_every=30, progress=False, seed=0)
+    assert result["last_loss"] < 0.7 * result["first_loss"]
+    model = load_model(result["checkpoint"], map_location="cpu")
+    assert next(model.parameters()).device.type == "cpu"

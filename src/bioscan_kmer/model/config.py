@@ -230,9 +230,12 @@ def _bert_vocab(k: int) -> dict[str, Any]:
 PRESETS: dict[str, EncoderConfig] = {
     # Small enough to train visibly on two CPU cores in a minute; uses the `bert` tokenizer
     # preset (padding apart from unknown) but adopts the data's vocabulary when trained.
+    # No dropout: minute-long runs do not overfit, and attention dropout would push CPU
+    # attention off the fused kernel onto the slow materialised path.
     "tiny": EncoderConfig(
         hidden_size=64, num_layers=2, num_heads=2, intermediate_size=256,
-        max_position_embeddings=512, vocab_locked=False, **_bert_vocab(4),
+        max_position_embeddings=512, dropout=0.0, attention_dropout=0.0, vocab_locked=False,
+        **_bert_vocab(4),
     ),
     # The original BarcodeBERT (k=4, 12 layers, 12 heads), ~86M parameters.
     "barcodebert-4-12-12": EncoderConfig(

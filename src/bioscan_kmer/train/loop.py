@@ -41,7 +41,7 @@ from .distributed import (DistInfo, all_reduce_sum, barrier, broadcast_object, g
 from .optim import make_optimizer, make_scheduler
 from .runlog import JsonlLog, plot_loss_curve, read_log
 
-__all__ = ["pretrain"]
+__all__ = ["pretrain", "Trainer"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
 LOG_NAME = "log.jsonl"
@@ -111,15 +111,21 @@ def pretrain(
     try:
         if train_config.threads is not None:
             torch.set_num_threads(train_config.threads)
-        return _Run(train_config, info, data, Path(out_dir), model_config, tokenizer, val_data,
+        return Trainer(train_config, info, data, Path(out_dir), model_config, tokenizer, val_data,
                     resume, on_step).run()
     finally:
         torch.set_num_threads(threads_before)
         teardown_distributed(info)
 
 
-class _Run:
-    """State of one pretraining run on one process (see :func:`pretrain`)."""
+class Trainer:
+    """One pretraining run on one process (see :func:`pretrain`).
+
+    Construction opens the data, builds or restores model, optimizer, schedule and data
+    stream, and wraps the model (``torch.compile``, DDP); nothing is written until
+    :meth:`run`. :meth:`train_step` is public so that ``benchmarks/gpu_pretrain.py`` times
+    exactly the step the loop runs.
+    """
 
     def __init__(self, cfg: TrainConfig, info: DistInfo, data: Any, out: Path,
                  model_config: EncoderConfig | None, tokenizer: Any, val_data: Any,
@@ -293,7 +299,7 @@ class _Run:
         self.model.train()
         try:
             while self.step < cfg.steps:
-                loss_sum, count, real = self._train_step([next(batches) for _ in range(cfg.grad_accum)])
+                loss_sum, count, real = self.train_step([next(batches) for _ in range(cfg.grad_accum)])
                 self.step += 1
                 self.tokens_seen += self.tokens_per_step
                 window_loss += loss_sum
@@ -304,7 +310,7 @@ class _Run:
                 if self.step == 1 or self.step % cfg.log_every == 0 or self.step == cfg.steps:
                     all_reduce_sum(window_loss, info)
                     all_reduce_sum(window_real, info)
-                    # count is already summed over processes in _train_step
+                    # count is already summed over processes in train_step
                     loss = window_loss.item() / max(1, window_count.item())
                     elapsed = time.perf_counter() - window_start
                     tokens_per_s = window_steps * self.tokens_per_step / elapsed
@@ -372,7 +378,7 @@ class _Run:
             "world_size": info.world_size,
         }
 
-    def _train_step(self, micro: list[dict[str, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def train_step(self, micro: list[dict[str, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One optimizer step; returns (local loss sum, global label count, local real tokens)."""
         info, cfg = self.info, self.cfg
         prepared = []
