@@ -76,6 +76,7 @@ def fine_tune(
     *,
     epochs: int = 5,
     lr: float = 1e-4,
+    head_lr: float | None = None,
     weight_decay: float = 0.01,
     batch_size: int = 32,
     optimizer: str = "adamw",
@@ -99,6 +100,9 @@ def fine_tune(
         those present in training; a val/test label outside them counts as an error.
     epochs, lr, weight_decay, batch_size
         Optimisation settings.
+    head_lr : float, optional
+        Learning rate of the model's ``head`` sub-module (when it has one), so that a
+        freshly initialised head can move faster than pretrained weights; default ``lr``.
     optimizer : {"adamw", "adam"}
         AdamW for the encoder; plain Adam is what the paper's CNN used.
     seed : int
@@ -141,7 +145,14 @@ def fine_tune(
     torch.manual_seed(seed)
     model = build_model(int(classes.size)).to(dev)
     opt_cls = torch.optim.AdamW if optimizer == "adamw" else torch.optim.Adam
-    opt = opt_cls(model.parameters(), lr=lr, weight_decay=weight_decay if optimizer == "adamw" else 0.0)
+    head = getattr(model, "head", None)
+    if head_lr is not None and isinstance(head, nn.Module):
+        head_ids = {id(p) for p in head.parameters()}
+        groups = [{"params": [p for p in model.parameters() if id(p) not in head_ids]},
+                  {"params": list(head.parameters()), "lr": head_lr}]
+    else:
+        groups = model.parameters()
+    opt = opt_cls(groups, lr=lr, weight_decay=weight_decay if optimizer == "adamw" else 0.0)
     gen = torch.Generator().manual_seed(seed)
     n = train_y.shape[0]
     has_val = val_y.shape[0] > 0 and (val_y >= 0).any()

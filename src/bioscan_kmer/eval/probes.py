@@ -103,7 +103,16 @@ def _fit_logistic_torch(x, y, n_classes, l2, max_iter, device, init=None, chunk=
         reg.backward()
         return torch.tensor(total + reg.item())
 
-    opt.step(closure)
+    # Subnormal floats appear in the L-BFGS history when the regularisation is strong and
+    # make every CPU operation on them ~100x slower (seen: 40 s instead of 0.5 s); flushing
+    # them to zero changes nothing measurable in the solution. The flag is process-global,
+    # so it is restored (PyTorch's default is off).
+    flushed = torch.set_flush_denormal(True)
+    try:
+        opt.step(closure)
+    finally:
+        if flushed:
+            torch.set_flush_denormal(False)
     return w.detach(), b.detach()
 
 

@@ -1,0 +1,152 @@
+"""The whole table on a toy table and on real BOLD barcodes; report files; the CLI."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import bioscan_kmer
+from bioscan_kmer.eval.demo import demo_settings, evaluate_checkpoint
+from bioscan_kmer.eval.pipeline import (
+    CNNModel,
+    EditDistanceModel,
+    EncoderModel,
+    EvalSettings,
+    KmerFrequencyModel,
+    evaluate_models,
+    prepare_splits,
+)
+from bioscan_kmer.eval.real import load_bold
+from bioscan_kmer.eval.report import TABLE_COLUMNS, build_details, build_table, write_report
+from bioscan_kmer.eval.toy import toy_table
+from bioscan_kmer.model import MaskedLM, get_preset, save_checkpoint
+
+BOLD_SAMPLE = Path(__file__).parent / "data" / "bold_sample.tsv"
+
+FAST = EvalSettings(finetune_epochs=2, finetune_lr=1e-3, finetune_head_lr=1e-2, cnn_epochs=2,
+                    linear_max_iter=50, cluster_max_points=200, figure_points=200)
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return toy_table(seed=0)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    tok = bioscan_kmer.KmerTokenizer(k=4, max_len=256, preset="bert")
+    torch.manual_seed(0)
+    mlm = MaskedLM(get_preset("tiny").with_tokenizer(tok))
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    save_checkpoint(path, {"model": mlm.state_dict(), "config": mlm.config.to_dict(), "tokenizer": tok.config})
+    return path
+
+
+@pytest.fixture(scope="module")
+def toy_run(toy, checkpoint):
+    from bioscan_kmer.eval.embeddings import load_encoder
+
+    enc, tok = load_encoder(checkpoint)
+    models = [EncoderModel("tiny", enc, tok), CNNModel(), KmerFrequencyModel(4), EditDistanceModel()]
+    return evaluate_models(toy, models, FAST)
+
+
+def test_table_has_every_column_in_range(toy_run):
+    table = build_table(toy_run)
+    assert list(table.columns) == ["model", *TABLE_COLUMNS]
+    assert table["model"].tolist() == ["tiny", "CNN (paper)", "4-mer frequency", "edit-distance 1-NN"]
+    values = table[list(TABLE_COLUMNS)].to_numpy(dtype=float)
+    finite = values[np.isfinite(values)]
+    assert ((finite >= -100) & (finite <= 100)).all()  # AMI may dip below zero, never accuracies
+    row = table.set_index("model")
+    # The toy taxonomy is easy for alignment-free and alignment baselines alike.
+    assert row.loc["4-mer frequency", "linear probe species"] > 90
+    assert row.loc["4-mer frequency", "1-NN genus unseen"] > 90
+    assert row.loc["edit-distance 1-NN", "fine-tuned species"] > 95
+    # Not run -> NaN, never a made-up number.
+    assert np.isnan(row.loc["4-mer frequency", "fine-tuned species"])
+    assert np.isnan(row.loc["CNN (paper)", "linear probe species"])
+    assert np.isnan(row.loc["edit-distance 1-NN", "clustering AMI species"])
+    # The untrained tiny encoder still has every protocol filled in.
+    assert np.isfinite(row.loc["tiny"].to_numpy(dtype=float)).all()
+
+
+def test_retrieval_keys_include_key_unseen(toy_run):
+    # Unseen species are in key_unseen only, so species retrieval for unseen queries can
+    # succeed only because key_unseen is part of the key set.
+    row = build_table(toy_run).set_index("model")
+    assert row.loc["4-mer frequency", "retrieval species top-1 unseen"] > 90
+
+
+def test_report_files(toy_run, tmp_path):
+    paths = write_report(toy_run, tmp_path, title="Toy")
+    md = paths["markdown"].read_text()
+    assert "| model | fine-tuned species |" in md and "Notes:" in md and "umap_order.png" in md
+    csv = pd.read_csv(paths["csv"])
+    assert len(csv) == 4
+    details = pd.read_csv(paths["details"])
+    assert {"clustering", "retrieval_seen", "retrieval_unseen", "timing"} <= set(details["probe"])
+    assert paths["figure"].stat().st_size > 5000
+    assert build_details(toy_run)["value"].notna().all()
+
+
+def test_splits_are_validated(toy):
+    with pytest.raises(ValueError, match="'split'"):
+        prepare_splits(toy.drop(columns="split"))
+    with pytest.raises(ValueError, match="test_unseen"):
+        prepare_splits(toy.assign(split=toy["split"].replace("test_unseen", "other_heldout")))
+    with pytest.raises(TypeError):
+        prepare_splits(toy.to_dict())
+
+
+def test_subsampling_is_seeded_and_noted(toy):
+    s = EvalSettings(max_train=50, seed=3)
+    a, b = prepare_splits(toy, s), prepare_splits(toy, s)
+    assert a.size("train") == 50 and a.seqs["train"] == b.seqs["train"]
+    assert any("train: 50 of" in n for n in a.notes)
+
+
+def test_real_bold_split_and_baselines(tmp_path):
+    df = load_bold(BOLD_SAMPLE, seed=0)
+    assert {"train", "test", "key_unseen", "test_unseen"} <= set(df["split"])
+    # Held-out species keep their real names and appear only in unseen splits.
+    held = df[df["held_out_as_unseen"]]
+    assert len(held) and set(held["split"]) <= {"key_unseen", "val_unseen", "test_unseen", "other_heldout"}
+    assert not set(held["species"]) & set(df.loc[df.split == "train", "species"])
+    assert df["dna_barcode"].str.fullmatch("[ACGTN]+").all()
+    with pytest.warns(UserWarning, match="only 40 points: UMAP n_components lowered from 50 to 38"):
+        out = evaluate_checkpoint(df, None, tmp_path, settings=FAST, baselines=("kmer", "edit"))
+    assert any("UMAP n_components 38" in n for n in out["run"]["results"]["4-mer frequency"]["notes"])
+    row = out["table"].set_index("model")
+    assert row.loc["edit-distance 1-NN", "fine-tuned species"] > 80  # real barcodes: species are distinct
+    assert (tmp_path / "report.md").is_file()
+
+
+def test_cli_evaluate(tmp_path, toy, checkpoint, capsys):
+    from bioscan_kmer.cli import main
+
+    data = tmp_path / "toy.csv"
+    toy.to_csv(data, index=False)
+    rc = main(["evaluate", "--checkpoint", str(checkpoint), "--data", str(data), "--out", str(tmp_path / "r"),
+               "--baselines", "kmer", "--fast", "--finetune-epochs", "1", "-q"])
+    assert rc == 0
+    assert "| tiny.pt |" in capsys.readouterr().out
+    assert (tmp_path / "r" / "report.csv").is_file()
+    for args, message in (
+        (["--data", str(tmp_path / "missing.csv")], "no such file"),
+        (["--data", str(data), "--checkpoint", str(tmp_path / "nope.pt")], "no such file"),
+        (["--data", str(data), "--baselines", "blast"], "unknown blast"),
+        (["--data", str(data), "--baselines", "none"], "nothing to evaluate"),
+    ):
+        assert main(["evaluate", "--out", str(tmp_path / "x"), *args]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("bioscan-kmer evaluate: error:") and message in err and "\n" not in err
+
+
+def test_demo_settings_subsample():
+    s = demo_settings()
+    assert s.max_train is not None and s.cluster_max_points <= 2000 and s.finetune_max_train is not None
+    with pytest.raises(ValueError, match="unknown"):
+        demo_settings(not_a_setting=1)
