@@ -9,6 +9,7 @@
 #include <chrono>
 #include <climits>
 #include <cmath>
+#include <cstdio>
 #include <condition_variable>
 #include <cstring>
 #include <exception>
@@ -162,8 +163,7 @@ class Sequences {
         for (Py_ssize_t i = 0; i < n; ++i) {
             PyObject* item = PyTuple_GET_ITEM(tup, i);
             if (PyUnicode_Check(item)) {
-                if (!PyUnicode_IS_ASCII(item))
-                    throw py::value_error("row " + std::to_string(i) + ": sequence holds non-ASCII characters");
+                if (!PyUnicode_IS_ASCII(item)) throw_non_ascii_str(i, item);
                 s->views_[i] = std::string_view(static_cast<const char*>(PyUnicode_DATA(item)),
                                                 static_cast<size_t>(PyUnicode_GET_LENGTH(item)));
             } else if (PyBytes_Check(item)) {
@@ -237,11 +237,13 @@ class Sequences {
         const size_t width = static_cast<size_t>(arr.itemsize());
         const char* base = static_cast<const char*>(arr.data());
         s->views_.resize(static_cast<size_t>(arr.size()));
-        // NumPy pads fixed-width bytes with NUL: a row ends at its first NUL.
+        // NumPy pads fixed-width bytes with NUL and drops trailing NULs on access
+        // (arr[i]); NULs inside a row are kept, so only trailing ones end the row.
         for (size_t i = 0; i < s->views_.size(); ++i) {
             const char* p = base + i * width;
-            const void* z = std::memchr(p, 0, width);
-            s->views_[i] = std::string_view(p, z ? static_cast<size_t>(static_cast<const char*>(z) - p) : width);
+            size_t len = width;
+            while (len > 0 && p[len - 1] == 0) --len;
+            s->views_[i] = std::string_view(p, len);
         }
         s->check_ascii();
         return s;
@@ -257,9 +259,12 @@ class Sequences {
         std::vector<size_t> ends(n);
         for (size_t i = 0; i < n; ++i) {
             const uint32_t* p = base + i * width;
-            for (size_t j = 0; j < width && p[j] != 0; ++j) {
+            size_t len = width;  // as for bytes: only trailing NULs are padding
+            while (len > 0 && p[len - 1] == 0) --len;
+            for (size_t j = 0; j < len; ++j) {
                 if (p[j] >= 128)
-                    throw py::value_error("row " + std::to_string(i) + ": sequence holds non-ASCII characters");
+                    throw py::value_error("row " + std::to_string(i) + ": non-ASCII character U+" + hex4(p[j]) +
+                                          " at position " + std::to_string(j) + " (sequences must be ASCII)");
                 s->owned_.push_back(static_cast<char>(p[j]));
             }
             ends[i] = s->owned_.size();
@@ -272,7 +277,31 @@ class Sequences {
 
     void check_ascii() {
         const int64_t bad = without_gil([&] { return bk::first_non_ascii(views_, 0); }, work_of(views_));
-        if (bad >= 0) throw py::value_error("row " + std::to_string(bad) + ": sequence holds non-ASCII bytes");
+        if (bad < 0) return;
+        const std::string_view row = views_[static_cast<size_t>(bad)];
+        size_t pos = 0;
+        while (pos < row.size() && static_cast<unsigned char>(row[pos]) < 0x80) ++pos;
+        const unsigned char c = pos < row.size() ? static_cast<unsigned char>(row[pos]) : 0;
+        throw py::value_error("row " + std::to_string(bad) + ": non-ASCII byte " + bk::describe_byte(c) +
+                              " at position " + std::to_string(pos) + " (sequences must be ASCII)");
+    }
+
+    static std::string hex4(uint32_t cp) {
+        char buf[16];
+        std::snprintf(buf, sizeof buf, "%04X", cp);
+        return buf;
+    }
+
+    [[noreturn]] static void throw_non_ascii_str(Py_ssize_t row, PyObject* item) {
+        const Py_ssize_t n = PyUnicode_GET_LENGTH(item);
+        Py_ssize_t pos = 0;
+        Py_UCS4 cp = 0;
+        for (; pos < n; ++pos) {
+            cp = PyUnicode_READ_CHAR(item, pos);
+            if (cp >= 128) break;
+        }
+        throw py::value_error("row " + std::to_string(row) + ": non-ASCII character U+" + hex4(cp) + " at position " +
+                              std::to_string(pos) + " (sequences must be ASCII)");
     }
 
     py::object keep_;

@@ -1,0 +1,1 @@
+"""Differential fuzz targets of the native entry points (see docs/hardening.md)."""

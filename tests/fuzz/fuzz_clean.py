@@ -1,0 +1,16 @@
+"""Coverage-guided differential fuzzing of bioscan_kmer.clean (every option, every container) against kmer_reference.clean.
+
+    python tests/fuzz/fuzz_clean.py -max_total_time=60 tests/fuzz/corpus/clean
+
+Any difference or crash stops the run and writes the input to crash-*; replay it with
+``python -c "from fuzz.targets import check_clean; check_clean(open('crash-...','rb').read())"``
+(from tests/). tests/fuzz/run.sh runs every target for a bounded time.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import main  # noqa: E402
+
+if __name__ == "__main__":
+    main("clean")

@@ -1,0 +1,16 @@
+"""Coverage-guided differential fuzzing of bioscan_kmer.kmer_counts (per sequence and total) against kmer_reference.kmer_counts.
+
+    python tests/fuzz/fuzz_kmer_counts.py -max_total_time=60 tests/fuzz/corpus/kmer_counts
+
+Any difference or crash stops the run and writes the input to crash-*; replay it with
+``python -c "from fuzz.targets import check_kmer_counts; check_kmer_counts(open('crash-...','rb').read())"``
+(from tests/). tests/fuzz/run.sh runs every target for a bounded time.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import main  # noqa: E402
+
+if __name__ == "__main__":
+    main("kmer_counts")
