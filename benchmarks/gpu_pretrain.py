@@ -125,6 +125,7 @@ def time_hf(preset: str, batch_size: int, seq_len: int, device: torch.device, wa
         vocab_size=c.vocab_size, hidden_size=c.hidden_size, num_hidden_layers=c.num_layers,
         num_attention_heads=c.num_heads, intermediate_size=c.intermediate_size,
         max_position_embeddings=c.max_position_embeddings, num_labels=c.num_kmers,
+        hidden_dropout_prob=c.dropout, attention_probs_dropout_prob=c.attention_dropout,
         attn_implementation="sdpa")).to(device)
     opt = torch.optim.AdamW(hf.parameters(), lr=1e-4, **({"fused": True} if device.type == "cuda" else {}))
     g = torch.Generator().manual_seed(0)
@@ -188,17 +189,18 @@ def main(argv=None) -> dict:
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile runs (CUDA)")
     p.add_argument("--no-baseline", action="store_true", help="skip the transformers baseline")
     p.add_argument("--rows", type=int, default=4096, help="shard rows (epochs repeat)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args(argv)
 
     cuda = torch.cuda.is_available()
     device = torch.device("cuda" if cuda else "cpu")
-    if not cuda:
-        torch.set_num_threads(max(1, torch.get_num_threads()))
+    if args.threads:
+        torch.set_num_threads(args.threads)
     presets = args.presets or (["barcodebert-4-12-12", "bioscan5m-8-4-4"] if cuda else ["tiny"])
     batch_sizes = args.batch_sizes or ([16, 64, 128, 256] if cuda else [8, 16, 32])
-    steps = args.steps or (20 if cuda else 10)
-    warmup = args.warmup or (5 if cuda else 2)
+    steps = args.steps or (20 if cuda else 30)
+    warmup = args.warmup or (5 if cuda else 3)
     compiles = [False] if (not cuda or args.no_compile) else [False, True]
     name = torch.cuda.get_device_name(device) if cuda else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
     report = {"device": device.type, "device_name": name, "torch": torch.__version__,
