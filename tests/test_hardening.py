@@ -118,7 +118,7 @@ def test_over_4gb_of_bases():
     # 4.4 GB of bases in one Arrow large_string array (zero-copy into the core): the
     # byte counts, offsets and row indices all exceed 32 bits. The data is one random
     # block repeated, so the expected results are known without a second pass.
-    total = int(4.4 * 2**30 * SCALE)
+    total = int(4.4 * 2**30)  # never scaled down: crossing 2**32 is the point
     need_gb = total / 2**30 * 1.6 + 2
     if _free_gb() < need_gb:
         pytest.skip(f"needs about {need_gb:.0f} GB of free memory, {_free_gb():.0f} GB available "
