@@ -8,6 +8,8 @@ means the model and the loop work.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from bioscan_kmer import KmerTokenizer
@@ -67,3 +69,16 @@ def ddp_worker(rank: int, world_size: int, port: int, kwargs: dict) -> None:
     from bioscan_kmer.train import pretrain
 
     pretrain(**kwargs)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """Run with ``n`` torch threads, then restore the previous count (it is process-wide)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -12,8 +12,14 @@ import torch
 from bioscan_kmer.model import (DiskFullError, MaskedLM, get_preset, load_checkpoint, load_model,
                                 save_checkpoint)
 from bioscan_kmer.model import checkpoint as checkpoint_module
+from model_synthetic import torch_threads
 
-torch.set_num_threads(2)
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    # One thread: tiny models gain nothing from more, and the count is process-wide.
+    with torch_threads(1):
+        yield
 
 
 def make_state(seed):

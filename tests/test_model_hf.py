@@ -10,8 +10,14 @@ from transformers import BertConfig, BertForMaskedLM, BertForTokenClassification
 
 from bioscan_kmer.model import (PRESETS, Encoder, MaskedLM, get_preset, load_hf_bert_state_dict,
                                 to_hf_bert_config, to_hf_bert_state_dict)
+from model_synthetic import torch_threads
 
-torch.set_num_threads(2)
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    # One thread: tiny models gain nothing from more, and the count is process-wide.
+    with torch_threads(1):
+        yield
 
 SMALL = dict(hidden_size=48, num_layers=3, num_heads=4, intermediate_size=96, max_position_embeddings=64)
 

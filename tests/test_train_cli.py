@@ -10,9 +10,13 @@ from bioscan_kmer.model import load_checkpoint
 from bioscan_kmer.model import checkpoint as checkpoint_module
 from bioscan_kmer.train import loop as loop_module
 
-from model_synthetic import synthetic_shards
+from model_synthetic import synthetic_shards, torch_threads
 
-torch.set_num_threads(2)
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    # One thread: tiny models gain nothing from more, and the count is process-wide.
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +28,7 @@ def shards(tmp_path_factory):
 
 def args(shards, out, *extra):
     return ["pretrain", "--data", str(shards), "--preset", "tiny", "--steps", "3", "--out", str(out),
-            "--batch-size", "8", "--device", "cpu", "--threads", "2", "--num-workers", "0",
+            "--batch-size", "8", "--device", "cpu", "--threads", "1", "--num-workers", "0",
             "--log-every", "1", "--no-progress", *extra]
 
 

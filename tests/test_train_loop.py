@@ -10,9 +10,13 @@ from bioscan_kmer.model import load_checkpoint, load_model
 from bioscan_kmer.train import TrainConfig, pretrain
 from bioscan_kmer.train.runlog import read_log
 
-from model_synthetic import ddp_worker, free_port, species_sequences, synthetic_shards
+from model_synthetic import ddp_worker, free_port, species_sequences, synthetic_shards, torch_threads
 
-torch.set_num_threads(2)
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    # One thread: tiny models gain nothing from more, and the count is process-wide.
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +35,7 @@ def small_shards(tmp_path_factory):
     return out
 
 
-COMMON = dict(preset="tiny", device="cpu", threads=2, progress=False, seed=3)
+COMMON = dict(preset="tiny", device="cpu", threads=1, progress=False, seed=3)
 
 
 def test_tiny_loss_falls_clearly(shards, tmp_path):
@@ -112,7 +116,7 @@ def test_resume_refuses_changed_settings_and_overwrites(small_shards, tmp_path):
 def test_two_process_ddp_matches_one_process(small_shards, tmp_path):
     common = dict(data=str(small_shards), steps=6, grad_accum=2, lr=3e-3, dropout=0.0, log_every=1,
                   val_every=3, val_batches=2, ckpt_every=0, preset="tiny", device="cpu", progress=False, seed=5)
-    single = pretrain(out_dir=tmp_path / "one", batch_size=8, threads=2, **common)
+    single = pretrain(out_dir=tmp_path / "one", batch_size=8, threads=1, **common)
     mp.spawn(ddp_worker, args=(2, free_port(), {**common, "out_dir": str(tmp_path / "two"), "batch_size": 4}),
              nprocs=2, join=True)
     a = load_checkpoint(single["checkpoint"])

@@ -9,7 +9,7 @@ __all__ = ["demo_pretrain"]
 
 
 def demo_pretrain(shard_dir: str | os.PathLike, out_dir: str | os.PathLike, *, steps: int = 300,
-                  progress: bool = True, split: str = "pretrain", threads: int = 2,
+                  progress: bool = True, split: str = "pretrain", threads: int = 1,
                   batch_size: int = 32, seed: int = 0) -> dict[str, Any]:
     """Train the ``tiny`` preset on CPU long enough to see the masked-LM loss fall.
 
@@ -20,13 +20,18 @@ def demo_pretrain(shard_dir: str | os.PathLike, out_dir: str | os.PathLike, *, s
     out_dir : path-like
         Run directory; an earlier demo run there is resumed (and, if complete, reported).
     steps : int
-        Optimizer steps; the default takes about a minute on two cores for 660-nt barcodes.
+        Optimizer steps; the default takes 30-60 s on one CPU core for 660-nt barcodes.
     progress : bool
         Show a progress bar with the loss and tokens/s.
     split : str
         The shard split to train on.
-    threads, batch_size, seed : int
-        CPU threads, sequences per step, seed.
+    threads : int
+        Torch CPU threads. One by default: the tiny model gains little from a second
+        thread, and OpenMP's spin-waiting makes two threads several times slower whenever
+        anything else runs on a 2-core machine (measured: 30 s with one thread, 200 s with
+        two, on a shared 2-core VM).
+    batch_size, seed : int
+        Sequences per step, seed.
 
     Returns
     -------
