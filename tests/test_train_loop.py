@@ -193,3 +193,14 @@ def test_cuda_bf16_compiled_run_trains_and_checkpoints_for_cpu(shards, tmp_path)
     assert result["last_loss"] < 0.7 * result["first_loss"]
     model = load_model(result["checkpoint"], map_location="cpu")
     assert next(model.parameters()).device.type == "cpu"
+
+
+def test_progress_bar_shows_loss_and_throughput(small_shards, tmp_path, capsys):
+    pretrain(small_shards, tmp_path / "bar", steps=4, batch_size=8, log_every=2, ckpt_every=0,
+             **{**COMMON, "progress": True})
+    err = capsys.readouterr().err
+    assert "pretrain" in err and "4/4" in err and "loss=" in err and "tok_s=" in err
+    # Library calls are quiet unless asked.
+    pretrain(small_shards, tmp_path / "quiet", steps=2, batch_size=8, ckpt_every=0,
+             **{k: v for k, v in COMMON.items() if k != "progress"})
+    assert capsys.readouterr().err == ""

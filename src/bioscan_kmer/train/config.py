@@ -83,7 +83,8 @@ class TrainConfig:
     threads : int, optional
         ``torch.set_num_threads`` for CPU runs.
     progress : bool
-        Show a tqdm bar (rank 0 only).
+        Show a tqdm bar (rank 0 only). Off by default in the Python API (quiet library
+        calls); the command line turns it on.
     """
 
     preset: str = "tiny"
@@ -113,7 +114,7 @@ class TrainConfig:
     num_workers: int = 0
     random_offset: bool = True
     threads: int | None = None
-    progress: bool = True
+    progress: bool = False
 
     def __post_init__(self) -> None:
         positive = ("steps", "batch_size", "grad_accum", "log_every")

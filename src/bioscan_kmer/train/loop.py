@@ -280,7 +280,7 @@ class Trainer:
         self.state = None  # the checkpoint's tensors are restored; free them
         bar = None
         if cfg.progress and info.is_main:
-            from tqdm.auto import tqdm
+            from tqdm import tqdm
 
             bar = tqdm(total=cfg.steps, initial=self.step, desc="pretrain", unit="step", dynamic_ncols=True)
         batches = iter(self.stream)
