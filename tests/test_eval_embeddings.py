@@ -47,7 +47,8 @@ def test_changing_padded_ids_does_not_change_the_embedding(preset):
     # Without the mask the padding would count: the masked embedding differs from the plain mean.
     plain = embed_tokens(enc, noisy, np.ones_like(mask))
     assert not np.allclose(plain[0], base[0], atol=1e-3)
-    # Same as the model's own masked mean.
+    # Same as the model's own masked mean (embed_tokens may have moved it to the GPU).
+    enc = enc.cpu()
     with torch.no_grad():
         ref = enc.embed(torch.as_tensor(ids), torch.as_tensor(mask)).numpy()
     np.testing.assert_allclose(base, ref, atol=1e-5)
@@ -102,7 +103,7 @@ def test_fine_tuning_selects_the_best_validation_epoch():
     assert res["accuracy_micro"] > 3 / res["n_classes"]
     assert len(res["train_loss"]) == 4 and res["train_loss"][-1] < res["train_loss"][0]
     # The returned model is the selected one: its test predictions give the reported score.
-    model = res["model"]
+    model = res["model"].cpu()  # trained on the GPU when there is one
     with torch.no_grad():
         ids, mask = inputs("test")
         pred = res["classes"][model(torch.as_tensor(ids), torch.as_tensor(mask)).argmax(1).numpy()]

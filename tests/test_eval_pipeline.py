@@ -95,8 +95,17 @@ def test_report_files(toy_run, tmp_path):
 def test_splits_are_validated(toy):
     with pytest.raises(ValueError, match="'split'"):
         prepare_splits(toy.drop(columns="split"))
-    with pytest.raises(ValueError, match="test_unseen"):
-        prepare_splits(toy.assign(split=toy["split"].replace("test_unseen", "other_heldout")))
+    with pytest.raises(ValueError, match="'test' split is empty"):
+        prepare_splits(toy.assign(split=toy["split"].replace("test", "other_heldout")))
+    # No unseen species (small tables): allowed, the unseen probes are skipped with a note.
+    no_unseen = prepare_splits(toy.assign(split=toy["split"].replace("test_unseen", "other_heldout")))
+    assert no_unseen.size("test_unseen") == 0 and any("skipped" in n for n in no_unseen.notes)
+    with pytest.warns(UserWarning, match="only 48 points"):  # clustering of test alone
+        run = evaluate_models(no_unseen, [KmerFrequencyModel(3), EditDistanceModel()], FAST)
+    table = build_table(run).set_index("model")
+    assert np.isnan(table.loc["3-mer frequency", "1-NN genus unseen"])
+    assert np.isnan(table.loc["3-mer frequency", "retrieval species top-1 unseen"])
+    assert table.loc["3-mer frequency", "retrieval species top-1 seen"] > 90
     with pytest.raises(TypeError):
         prepare_splits(toy.to_dict())
 

@@ -168,7 +168,9 @@ def prepare_splits(df: pd.DataFrame, settings: EvalSettings | None = None) -> Sp
     Raises
     ------
     ValueError
-        When a column is missing or ``train``, ``test`` or ``test_unseen`` is empty.
+        When a column is missing or ``train`` or ``test`` is empty. An empty
+        ``test_unseen`` (small tables have no unseen species) is allowed: the unseen
+        probes are then skipped with a note.
     """
     from .. import clean
 
@@ -198,7 +200,9 @@ def prepare_splits(df: pd.DataFrame, settings: EvalSettings | None = None) -> Sp
         if "order" in df.columns:  # names for the figure legend
             o = df["order"].iloc[idx].astype(object)
             orders[split] = o.where(o.notna(), "").astype(str).to_numpy()
-    for split in ("train", "test", "test_unseen"):
+    if not seqs["test_unseen"]:
+        notes.append("no test_unseen records: the unseen probes (1-NN genus, unseen retrieval) are skipped")
+    for split in ("train", "test"):
         if not seqs[split]:
             raise ValueError(f"the {split!r} split is empty; the table's 'split' column must hold "
                              f"the BIOSCAN-5M partitions (see bioscan_kmer.data.splits.partition)")
@@ -392,6 +396,8 @@ def evaluate_models(df_or_data, models, settings: EvalSettings | None = None, *,
             from .baselines import edit_distance_probe
 
             for key, queries, rank in (("fine_tuned", "test", "species"), ("knn_genus_unseen", "test_unseen", "genus")):
+                if not S[queries]:
+                    continue
                 qs, qy, pick = _subsample_queries(S[queries], L[queries][rank], settings.edit_max_queries, settings.seed)
                 if pick is not None:
                     res["notes"].append(f"{queries}: {len(qs):,} of {len(S[queries]):,} queries")
@@ -427,14 +433,17 @@ def evaluate_models(df_or_data, models, settings: EvalSettings | None = None, *,
                 backend=settings.linear_backend, device=settings.device))
             t["linear_probe"] = time.perf_counter() - t0
 
-        t0 = time.perf_counter()
-        res["knn_genus_unseen"] = _strip(knn_probe(feats["train"], L["train"]["genus"], feats["test_unseen"],
-                                                   L["test_unseen"]["genus"], device=settings.device))
-        t["knn_genus_unseen"] = time.perf_counter() - t0
+        has_unseen = feats["test_unseen"] is not None
+        if has_unseen:
+            t0 = time.perf_counter()
+            res["knn_genus_unseen"] = _strip(knn_probe(feats["train"], L["train"]["genus"], feats["test_unseen"],
+                                                       L["test_unseen"]["genus"], device=settings.device))
+            t["knn_genus_unseen"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        cx = np.concatenate([feats["test"], feats["test_unseen"]])
-        clab = {r: np.concatenate([L["test"][r], L["test_unseen"][r]]) for r in settings.ranks}
+        cluster_splits = ["test", "test_unseen"] if has_unseen else ["test"]
+        cx = np.concatenate([feats[s] for s in cluster_splits])
+        clab = {r: np.concatenate([L[s][r] for s in cluster_splits]) for r in settings.ranks}
         want_fig = figure is None and (figure_model is None or figure_model == model.name)
         clus = zero_shot_clustering(cx, clab, max_points=settings.cluster_max_points, seed=settings.seed)
         res["clustering"] = _strip(clus)
@@ -448,9 +457,9 @@ def evaluate_models(df_or_data, models, settings: EvalSettings | None = None, *,
         if want_fig:
             t0 = time.perf_counter()
             if data.orders:
-                order = np.concatenate([data.orders["test"], data.orders["test_unseen"]])
+                order = np.concatenate([data.orders[s] for s in cluster_splits])
             else:
-                order = np.concatenate([L["test"]["order"], L["test_unseen"]["order"]]).astype(str)
+                order = np.concatenate([L[s]["order"] for s in cluster_splits]).astype(str)
             figure = _figure_embedding(cx, order, settings, model.name)
             t["figure"] = time.perf_counter() - t0
 
@@ -460,7 +469,8 @@ def evaluate_models(df_or_data, models, settings: EvalSettings | None = None, *,
                     for r in settings.ranks}
         res["retrieval"] = retrieval(
             keys_x, keys_lab,
-            {"seen": (feats["test"], L["test"]), "unseen": (feats["test_unseen"], L["test_unseen"])},
+            {"seen": (feats["test"], L["test"]),
+             **({"unseen": (feats["test_unseen"], L["test_unseen"])} if has_unseen else {})},
             ranks=settings.ranks, device=settings.device)
         t["retrieval"] = time.perf_counter() - t0
         results[model.name] = res
