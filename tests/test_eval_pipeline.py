@@ -159,3 +159,31 @@ def test_demo_settings_subsample():
     assert s.max_train is not None and s.cluster_max_points <= 2000 and s.finetune_max_train is not None
     with pytest.raises(ValueError, match="unknown"):
         demo_settings(not_a_setting=1)
+
+
+def test_demo_evaluate_on_toy(toy, checkpoint, tmp_path):
+    from bioscan_kmer.eval import demo_evaluate
+
+    threads = torch.get_num_threads()
+    out = demo_evaluate(toy, checkpoint, tmp_path, progress=False)
+    assert torch.get_num_threads() == threads  # the demo's one-thread setting is undone
+    assert out["table"]["model"].tolist()[0] == "demo encoder"
+    assert (tmp_path / "report.md").read_text().startswith("## Benchmark on synthetic data")
+    assert out["seconds"] > 0
+
+
+def test_fine_tune_without_validation_warns_and_keeps_last_epoch(toy):
+    from bioscan_kmer.eval.baselines import PaperCNN, nucleotide_codes
+    from bioscan_kmer.eval.finetune import fine_tune
+    from bioscan_kmer.eval.labels import label_codes
+
+    y = label_codes(toy, ("species",))["species"]
+    s = toy["split"].to_numpy()
+    codes = nucleotide_codes(toy["dna_barcode"])
+    empty = np.zeros((0, codes.shape[1]), dtype=codes.dtype)
+    with pytest.warns(UserWarning, match="no labelled validation rows"):
+        res = fine_tune(lambda c: PaperCNN(c), (codes[s == "train"],), y[s == "train"], (empty,),
+                        np.zeros(0, np.int64), (codes[s == "test"],), y[s == "test"], epochs=2, batch_size=64)
+    assert res["best_epoch"] == 2
+    with pytest.raises(ValueError, match="optimizer"):
+        fine_tune(lambda c: PaperCNN(c), (codes,), y, (codes,), y, (codes,), y, optimizer="sgd")

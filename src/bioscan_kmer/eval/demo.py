@@ -25,9 +25,9 @@ def demo_settings(**changes):
     from .pipeline import EvalSettings
 
     base = EvalSettings(
-        max_train=2000, max_val=300, max_test=600, max_key_unseen=1000, max_test_unseen=600,
+        max_train=1500, max_val=300, max_test=600, max_key_unseen=1000, max_test_unseen=600,
         cluster_max_points=1000, finetune_epochs=2, finetune_lr=1e-3, finetune_head_lr=1e-2,
-        finetune_batch_size=32, finetune_max_train=500, cnn_epochs=2, cnn_batch_size=32, cnn_lr=3e-3,
+        finetune_batch_size=32, finetune_max_train=400, cnn_epochs=2, cnn_batch_size=32, cnn_lr=3e-3,
         linear_max_iter=30, linear_l2=(1e-3,), edit_max_queries=200, figure_points=1000, progress=True,
     )
     return base.replace(**changes) if changes else base
@@ -101,7 +101,8 @@ def evaluate_checkpoint(df, checkpoint, out_dir, *, settings=None, baselines=BAS
             "run": run, "seconds": seconds}
 
 
-def demo_evaluate(df_with_splits, checkpoint_path_or_None, out_dir, progress: bool = True) -> dict:
+def demo_evaluate(df_with_splits, checkpoint_path_or_None, out_dir, progress: bool = True, *,
+                  threads: int | None = 1) -> dict:
     """The demo's last step: the benchmark table for the demo model and the baselines.
 
     Runs on seeded subsamples of the splits with short training (see
@@ -116,12 +117,28 @@ def demo_evaluate(df_with_splits, checkpoint_path_or_None, out_dir, progress: bo
     out_dir : path-like
     progress : bool
         Progress bars and the printed table.
+    threads : int or None, default 1
+        Torch CPU threads while the demo runs (restored afterwards); None leaves torch's
+        setting alone. One thread by default: on a small shared machine OpenMP's
+        spin-waiting made two threads up to 10x slower for the many small operations here.
 
     Returns
     -------
     dict
         As :func:`evaluate_checkpoint`.
     """
+    import torch
+
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        return _demo_evaluate(df_with_splits, checkpoint_path_or_None, out_dir, progress)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _demo_evaluate(df_with_splits, checkpoint_path_or_None, out_dir, progress):
     settings = demo_settings(progress=progress)
     title = "Benchmark on synthetic data (demo; subsampled, short training)"
     notes = ["synthetic data: the numbers show the pipeline works, not how good a model is"]

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 import pandas as pd
 
-from .labels import RANKS, label_codes
+from .labels import label_codes
 from .probes import RETRIEVAL_RANKS, knn_probe, linear_probe, retrieval, zero_shot_clustering
 
 __all__ = [
