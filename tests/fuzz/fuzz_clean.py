@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Coverage-guided differential fuzzing of bioscan_kmer.clean (every option, every container) against kmer_reference.clean.
 
     python tests/fuzz/fuzz_clean.py -max_total_time=60 tests/fuzz/corpus/clean

@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Coverage-guided differential fuzzing of bioscan_kmer.grouped_shannon (codes and labels) against kmer_reference.grouped_shannon.
 
     python tests/fuzz/fuzz_grouped_shannon.py -max_total_time=60 tests/fuzz/corpus/grouped_shannon

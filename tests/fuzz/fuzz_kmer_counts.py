@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Coverage-guided differential fuzzing of bioscan_kmer.kmer_counts (per sequence and total) against kmer_reference.kmer_counts.
 
     python tests/fuzz/fuzz_kmer_counts.py -max_total_time=60 tests/fuzz/corpus/kmer_counts

@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Coverage-guided differential fuzzing of bioscan_kmer.shannon against kmer_reference.shannon.
 
     python tests/fuzz/fuzz_shannon.py -max_total_time=60 tests/fuzz/corpus/shannon

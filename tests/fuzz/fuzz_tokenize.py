@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Coverage-guided differential fuzzing of bioscan_kmer.tokenize (both presets, strides, offsets, padding) against kmer_reference.tokenize_*.
 
     python tests/fuzz/fuzz_tokenize.py -max_total_time=60 tests/fuzz/corpus/tokenize

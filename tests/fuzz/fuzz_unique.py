@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Coverage-guided differential fuzzing of bioscan_kmer.unique against kmer_reference.unique.
 
     python tests/fuzz/fuzz_unique.py -max_total_time=60 tests/fuzz/corpus/unique
