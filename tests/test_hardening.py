@@ -267,30 +267,31 @@ def sigint_raises():
 
 
 LONG_CALLS = {
-    "clean": lambda s: bk.clean(s, threads=2),
-    "tokenize": lambda s: bk.tokenize(s, k=3, dtype=np.uint8, threads=2),
-    "unique": lambda s: bk.unique(s, threads=2),
-    "kmer_counts": lambda s: bk.kmer_counts(s, k=10, per_sequence=False, threads=2),
+    # (call, row length): each takes 1.5 to 15 s here, far longer than the 0.1 s after
+    # which SIGINT arrives. Two million rows share one string, so the input costs
+    # nothing; a too-fast call would fail this test rather than pass it.
+    "clean": (lambda s: bk.clean(s, threads=2), 1000),
+    "tokenize": (lambda s: bk.tokenize(s, k=3, stride=1, dtype=np.uint8, threads=2), 1000),
+    "unique": (lambda s: bk.unique(s, threads=2), 30_000),
+    "kmer_counts": (lambda s: bk.kmer_counts(s, k=10, per_sequence=False, threads=2), 10_000),
 }
 
 
 @pytest.mark.parametrize("name", list(LONG_CALLS))
 def test_sigint_stops_a_long_call_promptly(name, sigint_raises):
-    # Two million 1000-base rows (2 GB of bases, one shared string): every call takes
-    # several seconds, far more than the 0.2 s after which SIGINT arrives.
-    row = random_bases(1000, seed=5).decode()
-    seqs = [row] * 2_000_000
+    call, row_len = LONG_CALLS[name]
+    seqs = [random_bases(row_len, seed=5).decode()] * 2_000_000
     threads_before = threading.active_count()
-    timer = threading.Timer(0.2, os.kill, args=(os.getpid(), signal.SIGINT))
+    timer = threading.Timer(0.1, os.kill, args=(os.getpid(), signal.SIGINT))
     t0 = time.perf_counter()
     timer.start()
     try:
         with pytest.raises(_Interrupted):
-            LONG_CALLS[name](seqs)
+            call(seqs)
         waited = time.perf_counter() - t0
     finally:
         timer.join()
-    assert waited < 1.5, f"{name} returned {waited - 0.2:.2f}s after SIGINT"
+    assert waited < 1.5, f"{name} returned {waited - 0.1:.2f}s after SIGINT"
     # Nothing keeps running, and the next call is correct.
     assert threading.active_count() == threads_before
     assert bk.clean(["acgu"]) == ["ACGT"]
