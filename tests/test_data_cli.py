@@ -68,14 +68,25 @@ def test_pipeline_synth_stats_split_clean_prepare(tmp_path, capsys):
 
 
 def test_demo_runs_and_reports(tmp_path, capsys):
-    result = cli.run_demo(tmp_path / "demo", n_records=3000, seed=1, progress=False)
+    result = cli.run_demo(tmp_path / "demo", n_records=3000, seed=1, progress=False, model=False)
     assert capsys.readouterr().out == ""
     assert result["n_records"] == 3000
     assert result["split_sizes"]["samples"].sum() == 3000
     assert (result["shards"] / "manifest.json").exists()
     assert set(result["timings"]) == {"synthesize", "clean", "unique", "statistics", "split", "prepare"}
-    code, out, _ = run(capsys, "demo", "--out", str(tmp_path / "d2"), "--n", "2000", "-q")
+    code, out, _ = run(capsys, "demo", "--out", str(tmp_path / "d2"), "--n", "2000", "-q", "--data-only")
     assert code == 0
+
+
+def test_full_demo_pretrains_and_evaluates(tmp_path, capsys):
+    code, out, _ = run(capsys, "demo", "--out", str(tmp_path / "full"), "--n", "6000", "--pretrain-steps", "40")
+    assert code == 0
+    assert "[8/8] evaluating" in out and "masked-LM loss" in out
+    first, last = out.split("masked-LM loss ")[1].split(";")[0].split(" -> ")
+    assert float(last) < float(first)  # the tiny encoder learned something
+    assert (tmp_path / "full" / "pretrain").is_dir()
+    reports = list((tmp_path / "full" / "eval").glob("*.md"))
+    assert reports and "1-NN" in reports[0].read_text()
 
 
 @pytest.mark.parametrize(

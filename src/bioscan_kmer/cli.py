@@ -151,8 +151,10 @@ def cmd_prepare(args) -> int:
     return 0
 
 
-def run_demo(out_dir, n_records: int = 50_000, seed: int = 0, progress: bool = True) -> dict:
-    """Synthetic data -> clean -> dedup -> statistics -> splits -> shards, in ``out_dir``.
+def run_demo(out_dir, n_records: int = 50_000, seed: int = 0, progress: bool = True, *,
+             model: bool = True, pretrain_steps: int = 300) -> dict:
+    """Synthetic data -> clean -> dedup -> statistics -> splits -> shards -> pretraining
+    -> evaluation, in ``out_dir``.
 
     Parameters
     ----------
@@ -163,14 +165,21 @@ def run_demo(out_dir, n_records: int = 50_000, seed: int = 0, progress: bool = T
     seed : int, default 0
     progress : bool, default True
         Print each step and show progress bars.
+    model : bool, default True
+        Also pretrain the ``tiny`` encoder on the shards and print the evaluation table
+        for it and the baselines (needs torch and the ``eval`` extra). False stops after
+        the shards.
+    pretrain_steps : int, default 300
+        Optimizer steps of the demo pretraining (about 30-60 s on one CPU core).
 
     Returns
     -------
     dict
         ``out_dir``, ``metadata``, ``statistics`` (DataFrame), ``statistics_files``,
         ``split_sizes`` (DataFrame), ``n_records``, ``n_unique_barcodes``,
-        ``shards`` (directory), ``shard_rows``, ``timings`` (seconds per step).
-        Later steps (pretraining, evaluation) can be appended by callers.
+        ``shards`` (directory), ``shard_rows``, ``timings`` (seconds per step), and with
+        ``model``: ``pretrain`` (see :func:`bioscan_kmer.train.demo_pretrain`) and
+        ``evaluation`` (see :func:`bioscan_kmer.eval.demo_evaluate`).
     """
     import numpy as np
 
@@ -193,49 +202,71 @@ def run_demo(out_dir, n_records: int = 50_000, seed: int = 0, progress: bool = T
         timings[name] = now - t
         t = now
 
-    say(f"[1/6] generating {n_records:,} synthetic BIOSCAN-like records (seed {seed})")
+    n_steps = 8 if model else 6
+    say(f"[1/{n_steps}] generating {n_records:,} synthetic BIOSCAN-like records (seed {seed})")
     df = synthetic_bioscan(n_records, seed)
     meta = write_metadata_csv(df, out / "metadata.csv")
     step("synthesize")
-    say("[2/6] cleaning barcodes (gaps removed, IUPAC -> N, N trimmed)")
+    say(f"[2/{n_steps}] cleaning barcodes (gaps removed, IUPAC -> N, N trimmed)")
     cleaned = clean(df["dna_barcode"])
     changed = int(np.sum(np.asarray(cleaned, dtype=object) != df["dna_barcode"].to_numpy(dtype=object)))
     step("clean")
-    say("[3/6] deduplicating")
+    say(f"[3/{n_steps}] deduplicating")
     uniq, _, counts = unique(cleaned)
     step("unique")
     say(f"      {len(df):,} records, {changed:,} barcodes changed by cleaning, "
         f"{len(uniq):,} distinct cleaned barcodes (most repeated: {int(np.max(counts)):,}x)")
-    say("[4/6] statistics table (SPEC section 5)")
+    say(f"[4/{n_steps}] statistics table (SPEC section 5)")
     table = dataset_statistics(df)
     files = save_statistics(df, out, table=table)
     step("statistics")
     say(format_statistics(table, "text"))
-    say("[5/6] splits (SPEC section 6)")
+    say(f"[5/{n_steps}] splits (SPEC section 6)")
     sizes = split_summary(df, df["split"])
     sizes.to_csv(out / "splits.csv", index=False)
     step("split")
     say(sizes.to_string(index=False))
-    say("[6/6] writing tokenized shards (k=4, max_len=660)")
+    say(f"[6/{n_steps}] writing tokenized shards (k=4, max_len=660)")
     shard = prepare_shards(df, out / "shards", seed=seed, progress=progress, force=True)
     step("prepare")
+    result = {
+        "out_dir": out, "metadata": meta, "statistics": table, "statistics_files": files,
+        "split_sizes": sizes, "n_records": len(df), "n_unique_barcodes": len(uniq),
+        "shards": out / "shards", "shard_rows": shard["rows"], "timings": timings,
+    }
+    if model:
+        try:
+            from bioscan_kmer.eval import demo_evaluate
+            from bioscan_kmer.train import demo_pretrain
+        except ImportError as exc:
+            raise UsageError(f"the demo's model steps need the train and eval extras "
+                             f"(pip install 'bioscan-kmer[train,eval]'), or use --data-only: {exc}") from None
+        say(f"[7/{n_steps}] pretraining the tiny encoder (masked LM, {pretrain_steps} steps, CPU)")
+        pre = demo_pretrain(out / "shards", out / "pretrain", steps=pretrain_steps, progress=progress, seed=seed)
+        step("pretrain")
+        say(f"      masked-LM loss {pre['first_loss']:.3f} -> {pre['last_loss']:.3f}; "
+            f"checkpoint {pre['checkpoint']}; loss curve {pre['plot']}")
+        say(f"[8/{n_steps}] evaluating the encoder and the baselines (SPEC section 8)")
+        evaluation = demo_evaluate(df, pre["checkpoint"], out / "eval", progress=progress)
+        step("evaluate")
+        result.update(pretrain=pre, evaluation=evaluation)
     say("")
     say(f"done in {sum(timings.values()):.1f} s. Outputs in {out}:")
     say(f"  metadata.csv          synthetic metadata ({len(df):,} rows, BIOSCAN-5M columns)")
     say(f"  statistics.csv/.md    the table above;  category_sizes.png  its figure")
     say(f"  splits.csv            split sizes")
     say(f"  shards/               manifest.json + <split>.ids.bin/.mask.bin/.labels.parquet")
-    return {
-        "out_dir": out, "metadata": meta, "statistics": table, "statistics_files": files,
-        "split_sizes": sizes, "n_records": len(df), "n_unique_barcodes": len(uniq),
-        "shards": out / "shards", "shard_rows": shard["rows"], "timings": timings,
-    }
+    if model:
+        say(f"  pretrain/             checkpoint, JSONL log, loss curve of the tiny encoder")
+        say(f"  eval/                 the benchmark table (Markdown, CSV) and the UMAP figure")
+    return result
 
 
 def cmd_demo(args) -> int:
     if args.n_records < 100:
         raise UsageError(f"--n must be at least 100 for a meaningful demo, got {args.n_records}")
-    run_demo(args.out, n_records=args.n_records, seed=args.seed, progress=not args.quiet)
+    run_demo(args.out, n_records=args.n_records, seed=args.seed, progress=not args.quiet,
+             model=not args.data_only, pretrain_steps=args.pretrain_steps)
     return 0
 
 
@@ -312,11 +343,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_prepare)
 
-    p = sub.add_parser("demo", help="run the whole data pipeline on synthetic data",
-                       description="Generate, clean, deduplicate, tabulate, split and shard synthetic data.")
+    p = sub.add_parser("demo", help="run the whole pipeline on synthetic data",
+                       description="Generate, clean, deduplicate, tabulate, split and shard synthetic data, "
+                                   "then pretrain the tiny encoder and print the evaluation table.")
     p.add_argument("--out", default="demo_out", help="output directory (default: demo_out)")
     p.add_argument("--n", dest="n_records", type=int, default=50_000, help="records (default 50000)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-only", action="store_true", help="stop after the shards (no torch needed)")
+    p.add_argument("--pretrain-steps", type=int, default=300, help="demo pretraining steps (default 300)")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_demo)
 
