@@ -251,11 +251,14 @@ def _local_unique(part: pd.Series, p: int, n_buckets: int, threads):
     strings = pd.Series(np.asarray(uniques, dtype=object), dtype=object)
     # categorize=False: the strings are distinct already, no need to factorize first.
     bucket = pd.util.hash_array(strings.to_numpy(), categorize=False) % np.uint64(n_buckets)
-    local = np.arange(len(strings), dtype=np.int64)
+    # One stable sort, then slices: linear in the partition, whatever n_buckets.
+    by_bucket = np.argsort(bucket, kind="stable")
+    bounds = np.searchsorted(bucket[by_bucket], np.arange(n_buckets + 1, dtype=np.uint64))
+    values = strings.to_numpy()
     pieces = []
     for b in range(n_buckets):
-        sel = np.flatnonzero(bucket == b)
-        pieces.append((strings.iloc[sel].reset_index(drop=True), local[sel], counts[sel]))
+        sel = by_bucket[bounds[b]:bounds[b + 1]]  # ascending local ids (stable sort)
+        pieces.append((pd.Series(values[sel], dtype=object), sel.astype(np.int64), counts[sel]))
     return (strings, inverse, *pieces)
 
 
@@ -274,10 +277,11 @@ def _merge_bucket(n_parts: int, threads, *pieces):
     totals = np.zeros(n_u, dtype=np.int64)
     np.add.at(totals, inv, counts)
     # Back to each partition: its local ids, their group's first key and total.
-    back = []
-    for i in range(n_parts):
-        sel = np.flatnonzero(part_of == i)
-        back.append((local[sel], first_key[inv[sel]], totals[inv[sel]]))
+    # part_of is sorted (pieces come in partition order), so each partition is a slice.
+    bounds = np.searchsorted(part_of, np.arange(n_parts + 1))
+    first_of_entry, total_of_entry = first_key[inv], totals[inv]
+    back = [(local[lo:hi], first_of_entry[lo:hi], total_of_entry[lo:hi])
+            for lo, hi in zip(bounds[:-1], bounds[1:])]
     return (first_key, *back)
 
 
