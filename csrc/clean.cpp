@@ -11,24 +11,29 @@ namespace {
 // What a raw byte becomes. Values below 0x80 are the output letter itself.
 enum : unsigned char { kDrop = 0x80, kGap = 0x81, kIupac = 0x82, kBad = 0xFF };
 
-std::array<unsigned char, 256> make_table() {
+constexpr std::array<unsigned char, 256> make_table() {
     std::array<unsigned char, 256> t{};
-    t.fill(kBad);
-    for (char c : std::string("ACGTN")) {
-        t[static_cast<unsigned char>(c)] = c;
-        t[static_cast<unsigned char>(c - 'A' + 'a')] = c;
+    for (auto& v : t) v = kBad;
+    const char* bases = "ACGTN";
+    for (const char* c = bases; *c; ++c) {
+        t[static_cast<unsigned char>(*c)] = static_cast<unsigned char>(*c);
+        t[static_cast<unsigned char>(*c - 'A' + 'a')] = static_cast<unsigned char>(*c);
     }
     t['U'] = t['u'] = 'T';
-    for (char c : std::string("RYSWKMBDHV")) {
-        t[static_cast<unsigned char>(c)] = kIupac;
-        t[static_cast<unsigned char>(c - 'A' + 'a')] = kIupac;
+    const char* iupac = "RYSWKMBDHV";
+    for (const char* c = iupac; *c; ++c) {
+        t[static_cast<unsigned char>(*c)] = kIupac;
+        t[static_cast<unsigned char>(*c - 'A' + 'a')] = kIupac;
     }
     t['-'] = kGap;
-    for (char c : std::string(" \t\n\r\v\f")) t[static_cast<unsigned char>(c)] = kDrop;
+    const char* space = " \t\n\r\v\f";
+    for (const char* c = space; *c; ++c) t[static_cast<unsigned char>(*c)] = kDrop;
     return t;
 }
 
-const std::array<unsigned char, 256> kTable = make_table();
+// constexpr, so the compiler knows that writes through the output pointer cannot
+// change it and keeps it out of the reload path of the inner loop.
+constexpr std::array<unsigned char, 256> kTable = make_table();
 
 [[noreturn]] void fail(int64_t row, int64_t pos, unsigned char c, const char* why) {
     throw RowError(row, "row " + std::to_string(row) + ": " + why + " " + describe_byte(c) +
@@ -39,21 +44,29 @@ const std::array<unsigned char, 256> kTable = make_table();
 // Raw pointer writes: a push_back per base costs a capacity check per base.
 char* clean_one(std::string_view s, int64_t row, const CleanOptions& opt, char* w) {
     char* const start = w;
-    for (size_t i = 0; i < s.size(); ++i) {
-        const unsigned char c = static_cast<unsigned char>(s[i]);
-        const unsigned char m = kTable[c];
-        if (m < 0x80) {
+    const auto* in = reinterpret_cast<const unsigned char*>(s.data());
+    const size_t n = s.size();
+    const bool gaps_to_n = opt.gaps_to_n, iupac_error = opt.iupac_error;
+    size_t i = 0;
+    while (i < n) {
+        // The common case, a run of bases, in a tight loop without other branches.
+        unsigned char m;
+        while (i < n && (m = kTable[in[i]]) < 0x80) {
             *w++ = static_cast<char>(m);
-        } else if (m == kDrop) {
-            continue;
-        } else if (m == kGap) {
-            if (opt.gaps_to_n) *w++ = 'N';
+            ++i;
+        }
+        if (i == n) break;
+        const unsigned char c = in[i];
+        m = kTable[c];
+        if (m == kGap) {
+            if (gaps_to_n) *w++ = 'N';
         } else if (m == kIupac) {
-            if (opt.iupac_error) fail(row, static_cast<int64_t>(i), c, "IUPAC ambiguity code");
+            if (iupac_error) fail(row, static_cast<int64_t>(i), c, "IUPAC ambiguity code");
             *w++ = 'N';
-        } else {
+        } else if (m != kDrop) {
             fail(row, static_cast<int64_t>(i), c, "invalid character");
         }
+        ++i;
     }
     if (!opt.trim_n && opt.max_length < 0) return w;
     // Trim, truncate, and trim again: truncation can expose an N run at the new end.

@@ -2,6 +2,7 @@
 import csv
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -81,3 +82,29 @@ def test_bad_options():
 
 def test_empty_input():
     assert bk.clean([]) == []
+
+
+@settings(max_examples=100, deadline=None)
+@given(seqs=st.lists(st.text(alphabet=RAW, max_size=50), max_size=6), gaps=st.sampled_from(["remove", "n"]),
+       max_length=st.one_of(st.none(), st.integers(0, 30)))
+def test_arrow_output_equals_list_output(seqs, gaps, max_length):
+    import pyarrow as pa
+
+    arr = bk.clean(seqs, gaps=gaps, max_length=max_length, output="arrow")
+    assert isinstance(arr, pa.LargeStringArray) and arr.null_count == 0
+    assert arr.to_pylist() == bk.clean(seqs, gaps=gaps, max_length=max_length)
+
+
+def test_arrow_output_feeds_the_core_and_pandas():
+    import pandas as pd
+
+    raw = ["nnACGT-acgtRRA", "ACGTACGT", "ACGTACGT "] * 1000
+    arr = bk.clean(raw, output="arrow", threads=3)
+    np.testing.assert_array_equal(bk.tokenize(arr, max_len=12)[0], bk.tokenize(bk.clean(raw), max_len=12)[0])
+    assert bk.unique(arr)[2].tolist() == [1000, 2000]
+    series = pd.Series(pd.arrays.ArrowExtensionArray(arr))
+    assert series.iloc[0] == "ACGTACGTNNA"
+    with pytest.raises(ValueError, match="output"):
+        bk.clean(raw, output="numpy")
+    with pytest.raises(ValueError, match="row 1: invalid character"):
+        bk.clean(["A", "Z"], output="arrow")
