@@ -92,3 +92,10 @@ def test_grouped_shannon_bad_input():
         bk.grouped_shannon(np.array([0, 1]), np.array([0]))
     with pytest.raises(ValueError, match="epsilon"):
         bk.grouped_shannon(np.array([0]), np.array([0]), epsilon=-1)
+
+
+def test_sparse_integer_codes_are_refused_with_advice():
+    with pytest.raises(ValueError, match="must be dense"):
+        bk.grouped_shannon(np.array([0, 10**12]), np.array([1, 2]))
+    with pytest.raises(ValueError, match="items: integer codes must be dense"):
+        bk.grouped_shannon(np.array([0, 1]), np.array([1, 10**12]))

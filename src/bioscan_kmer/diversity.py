@@ -47,6 +47,12 @@ def _codes(values: Any, name: str) -> tuple[np.ndarray, Any]:
     if arr is not None and arr.dtype.kind in "iu":
         codes = arr.astype(np.int64, copy=False)
         n = int(codes.max()) + 1 if codes.size and codes.max() >= 0 else 0
+        # Integer codes index a table of n entries: sparse codes (ids, hashes) would
+        # ask for gigabytes. Such values are labels, not codes.
+        if n > 4 * codes.size + (1 << 20):
+            raise ValueError(f"{name}: integer codes must be dense (0..n-1); the largest is {n - 1:,} for "
+                             f"{codes.size:,} rows. Factorize them first (pandas.factorize) or pass "
+                             "them as labels (e.g. strings).")
         return codes, np.arange(n)
     import pandas as pd
 
