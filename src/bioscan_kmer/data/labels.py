@@ -14,13 +14,10 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from bioscan_kmer.data._arrow import label_codes
 from bioscan_kmer.data.schema import RANKS
 
 __all__ = ["label_maps", "encode_labels", "save_label_maps", "load_label_maps"]
-
-
-def _present(col: pd.Series) -> np.ndarray:
-    return (col.notna() & (col.astype("str") != "")).to_numpy()
 
 
 def label_maps(df: pd.DataFrame, ranks: Sequence[str] = RANKS) -> dict[str, list[str]]:
@@ -46,16 +43,8 @@ def label_maps(df: pd.DataFrame, ranks: Sequence[str] = RANKS) -> dict[str, list
     missing = [r for r in ranks if r not in df.columns]
     if missing:
         raise ValueError(f"label columns missing from the table: {', '.join(map(repr, missing))}")
-    maps = {}
-    for rank in ranks:
-        col = df[rank]
-        if isinstance(col.dtype, pd.CategoricalDtype):
-            used = np.unique(col.cat.codes.to_numpy())
-            values = [str(v) for v in col.cat.categories[used[used >= 0]]]
-        else:
-            values = col[_present(col)].astype("str").unique().tolist()
-        maps[rank] = sorted(v for v in values if v != "")
-    return maps
+    # label_codes' labels are the sorted distinct non-empty labels.
+    return {rank: label_codes(df[rank])[1] for rank in ranks}
 
 
 def encode_labels(
@@ -91,23 +80,20 @@ def encode_labels(
     for rank, values in maps.items():
         if rank not in df.columns:
             raise ValueError(f"label column {rank!r} is missing from the table")
-        col = df[rank]
-        index = pd.Index(list(values), dtype=object)
-        if isinstance(col.dtype, pd.CategoricalDtype):
-            # Map each category once, then gather by code.
-            per_cat = index.get_indexer(col.cat.categories.astype(object)).astype(np.int64)
-            raw = col.cat.codes.to_numpy()
-            codes = np.where(raw >= 0, per_cat[np.maximum(raw, 0)], -1)
-        else:
-            codes = index.get_indexer(col.astype(object)).astype(np.int64)
-        bad = (codes < 0) & _present(col)
-        if bad.any():
+        # Code the column once, then map each distinct label (not each row) to its id.
+        local, labels = label_codes(df[rank])
+        per_label = pd.Index(list(values), dtype=object).get_indexer(pd.Index(labels, dtype=object))
+        per_label = per_label.astype(np.int64)
+        codes = np.full(len(local), -1, dtype=np.int64)
+        has = local >= 0
+        codes[has] = per_label[local[has]]
+        bad = has & (codes < 0)
+        if bad.any() and unknown == "error":
             i = int(np.flatnonzero(bad)[0])
-            if unknown == "error":
-                raise ValueError(
-                    f"row {i}: {rank} label {str(col.iloc[i])!r} is not in the global label map "
-                    "(build the map over the full table)"
-                )
+            raise ValueError(
+                f"row {i}: {rank} label {labels[local[i]]!r} is not in the global label map "
+                "(build the map over the full table)"
+            )
         out[f"{rank}_id"] = codes
     return pd.DataFrame(out, index=df.index)
 

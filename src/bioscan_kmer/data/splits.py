@@ -31,7 +31,10 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from bioscan_kmer.data._arrow import STR_DTYPE, arrow_strings, label_codes, take
 from bioscan_kmer.data.schema import EXCLUSIVE_SPLITS, SEEN_SPLITS, SPLITS, UNSEEN_SPLITS
 
 __all__ = [
@@ -101,37 +104,32 @@ def is_placeholder_name(species, genus=None) -> bool:
     return isinstance(genus, str) and genus != "" and _genus_is_placeholder(genus)
 
 
-def _category_flags(col: pd.Series, fn: Callable[[str], bool]) -> np.ndarray:
+def _label_flags(codes: np.ndarray, labels, fn: Callable[[str], bool]) -> np.ndarray:
     """Evaluate ``fn`` once per distinct label, broadcast to rows (-> bool array)."""
-    cat = col if isinstance(col.dtype, pd.CategoricalDtype) else col.astype("category")
-    cats = cat.cat.categories
-    flags = np.fromiter((fn(str(c)) for c in cats), dtype=bool, count=len(cats))
-    codes = cat.cat.codes.to_numpy()
+    flags = np.fromiter((fn(c) for c in labels), dtype=bool, count=len(labels))
     out = np.zeros(len(codes), dtype=bool)
     has = codes >= 0
     out[has] = flags[codes[has]]
     return out
 
 
+def _placeholder_rows(species, genus) -> np.ndarray:
+    """Placeholder species rows from ``label_codes`` of species and genus."""
+    species_codes, species_names = species
+    genus_codes, genus_names = genus
+    species_flag = _label_flags(species_codes, species_names, lambda s: _SPECIES_RE.search(s) is not None)
+    genus_flag = _label_flags(genus_codes, genus_names, _genus_is_placeholder)
+    return (species_codes >= 0) & (species_flag | genus_flag)
+
+
 def placeholder_species_mask(df: pd.DataFrame) -> np.ndarray:
     """Rows whose species label is a placeholder name (missing species -> False)."""
-    species_flag = _category_flags(df["species"], lambda s: _SPECIES_RE.search(s) is not None)
-    genus_flag = _category_flags(df["genus"], _genus_is_placeholder)
-    has_species = _labelled(df["species"])
-    return has_species & (species_flag | genus_flag)
+    return _placeholder_rows(label_codes(df["species"]), label_codes(df["genus"]))
 
 
 def _labelled(col: pd.Series) -> np.ndarray:
     """Rows with a non-empty label."""
-    if isinstance(col.dtype, pd.CategoricalDtype):
-        codes = col.cat.codes.to_numpy()
-        cats = col.cat.categories
-        empty = np.fromiter((str(c) == "" for c in cats), dtype=bool, count=len(cats))
-        ok = codes >= 0
-        ok[ok] = ~empty[codes[ok]]
-        return ok
-    present = col.notna().to_numpy()
-    return present & (col.astype("str").to_numpy() != "")
+    return label_codes(col)[0] >= 0
 
 
 def quota_target(n: int) -> int:
@@ -275,33 +273,44 @@ def partition(df: pd.DataFrame, seed: int = 0, *, progress: bool = False) -> pd.
     ValueError
         A required column is missing.
     """
+    from bioscan_kmer import unique
+
     missing = [c for c in ("species", "genus", "dna_barcode") if c not in df.columns]
     if missing:
         raise ValueError(f"partition needs column(s) {', '.join(map(repr, missing))}")
     n = len(df)
-    split = np.full(n, "", dtype=object)
-    has_species = _labelled(df["species"])
-    placeholder = placeholder_species_mask(df)
+    # Split names are held as codes into SPLITS; one Arrow string column at the end.
+    split = np.full(n, -1, dtype=np.int8)
+    species_all, species_names = label_codes(df["species"])
+    genus_all, genus_names = label_codes(df["genus"])
+    has_species = species_all >= 0
+    placeholder = _placeholder_rows((species_all, species_names), (genus_all, genus_names))
     seen_rows = has_species & ~placeholder
 
-    split[~has_species] = "pretrain"
+    split[~has_species] = SPLITS.index("pretrain")
     labelled_idx = np.flatnonzero(has_species)
     if len(labelled_idx) == 0:
-        return pd.Series(split.astype(str), index=df.index, name="split", dtype="str")
+        return _split_series(split, df.index)
 
-    sub = df.iloc[labelled_idx]
-    species_codes, species_names = pd.factorize(sub["species"].astype(str), sort=True)
-    genus = sub["genus"].astype(object).where(sub["genus"].notna(), None).to_numpy()
-    barcodes = sub["dna_barcode"].astype(object).where(sub["dna_barcode"].notna(), "")
-    barcode_codes, _ = pd.factorize(barcodes.astype(str).str.strip("N"))
-    barcode_codes = barcode_codes.astype(np.int64)
+    # Codes restricted to the labelled rows: dense and in sorted-label order, as
+    # pandas.factorize(..., sort=True) of the labelled species would give.
+    species_codes = species_all[labelled_idx]
+    genus_codes = genus_all[labelled_idx]
+    del species_all, genus_all
+    # Barcodes grouped by strip("N"), coded in first-occurrence order (the core's unique
+    # on Arrow strings; missing barcodes count as "").
+    barcodes = take(arrow_strings(df["dna_barcode"]), labelled_idx)
+    if barcodes.null_count:
+        barcodes = pc.fill_null(barcodes, "")
+    _, barcode_codes, _ = unique(pc.utf8_trim(barcodes, characters="N"))
+    del barcodes
+    barcode_codes = np.asarray(barcode_codes, dtype=np.int64)
     seen = seen_rows[labelled_idx]
 
     # Unseen candidates: placeholder species of >= 8 records in a seen genus.
-    seen_genera = {g for g in genus[seen] if isinstance(g, str) and g != ""}
-    known_genus = np.fromiter(
-        (isinstance(g, str) and g in seen_genera for g in genus), dtype=bool, count=len(genus)
-    )
+    seen_genus = np.zeros(len(genus_names), dtype=bool)
+    seen_genus[genus_codes[seen & (genus_codes >= 0)]] = True
+    known_genus = (genus_codes >= 0) & seen_genus[np.maximum(genus_codes, 0)]
     viable = ~seen & known_genus
     n_viable = np.bincount(species_codes[viable], minlength=len(species_names))
     unseen = ~seen & (n_viable[species_codes] >= 8)
@@ -388,8 +397,17 @@ def partition(df: pd.DataFrame, seed: int = 0, *, progress: bool = False) -> pd.
     labelled_split = np.where(seen & (labelled_split == ""), "train", labelled_split)
     labelled_split = np.where(unseen & (labelled_split == ""), "key_unseen", labelled_split)
     labelled_split = np.where(~seen & ~unseen, "other_heldout", labelled_split)
-    split[labelled_idx] = labelled_split
-    return pd.Series(split.astype(str), index=df.index, name="split", dtype="str")
+    code_of = {name: i for i, name in enumerate(SPLITS)}
+    split[labelled_idx] = np.fromiter((code_of[s] for s in labelled_split), dtype=np.int8,
+                                      count=len(labelled_split))
+    return _split_series(split, df.index)
+
+
+def _split_series(codes: np.ndarray, index) -> pd.Series:
+    """Split codes (into SPLITS) as a ``str`` Series named "split"."""
+    names = pa.array(list(SPLITS), type=pa.large_string())
+    arr = pa.DictionaryArray.from_arrays(pa.array(codes), names).cast(pa.large_string())
+    return pd.Series(pd.array(arr, dtype=STR_DTYPE), index=index, name="split")
 
 
 def check_partition(df: pd.DataFrame, split) -> None:

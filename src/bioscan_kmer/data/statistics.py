@@ -9,6 +9,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from bioscan_kmer.data._arrow import arrow_strings, is_arrow_strings, label_codes, release_unused
 from bioscan_kmer.data.schema import RANKS
 
 __all__ = [
@@ -27,26 +28,8 @@ STAT_COLUMNS = (
 
 
 def _codes(col: pd.Series) -> np.ndarray:
-    """Integer label codes, -1 for missing or empty labels."""
-    if isinstance(col.dtype, pd.CategoricalDtype):
-        codes = col.cat.codes.to_numpy().astype(np.int64)
-        cats = col.cat.categories
-        empty = np.flatnonzero(np.asarray([str(c) == "" for c in cats], dtype=bool))
-        if len(empty):
-            codes[np.isin(codes, empty)] = -1
-        return codes
-    values = col.where(col.astype("str") != "", None)
-    codes, _ = pd.factorize(values, use_na_sentinel=True)
-    return codes.astype(np.int64)
-
-
-def _as_arrow(series: pd.Series):
-    """Arrow-backed strings go to the core as Arrow arrays: no Python str objects."""
-    if isinstance(series.dtype, pd.StringDtype) and series.dtype.storage == "pyarrow":
-        import pyarrow as pa
-
-        return pa.array(series, from_pandas=True)
-    return series
+    """Dense integer label codes in sorted-label order, -1 for missing or empty labels."""
+    return label_codes(col)[0]
 
 
 def category_sizes(df: pd.DataFrame, ranks: Sequence[str] = RANKS) -> dict[str, np.ndarray]:
@@ -104,7 +87,10 @@ def dataset_statistics(
         i = int(np.flatnonzero(barcodes.isna().to_numpy())[0])
         raise ValueError(f"row {i}: {barcode_column} is missing")
     # One pass of the core's hash dedup; per-rank counts then work on integer codes.
-    _, barcode_id, _ = unique(_as_arrow(barcodes), threads=threads)
+    # Arrow-backed strings go to the core as Arrow buffers (no Python str per row).
+    uniq, barcode_id, _ = unique(arrow_strings(barcodes) if is_arrow_strings(barcodes) else barcodes,
+                                 threads=threads)
+    del uniq  # only the row -> barcode id map is needed
     barcode_id = np.asarray(barcode_id, dtype=np.int64)
     n_barcodes = int(barcode_id.max()) + 1 if len(barcode_id) else 0
     n = len(df)
@@ -120,11 +106,12 @@ def dataset_statistics(
         counts = counts[counts > 0]
         seen = np.zeros(n_barcodes, dtype=bool)
         seen[barcode_id[labelled]] = True
-        _, sdi = paper_sdi(codes, barcode_id)
+        _, sdi = paper_sdi(codes, barcode_id, threads=threads)
         rows.append((
             rank, n_lab, n_lab / n, len(counts), int(counts.max()), int(counts.min()),
             float(counts.max() / counts.min()), int(seen.sum()), float(np.mean(sdi)),
         ))
+    release_unused()
     table = pd.DataFrame(rows, columns=list(STAT_COLUMNS))
     return table.astype({"labelled": "int64", "categories": "int64", "most_populated": "int64",
                          "least_populated": "int64", "unique_dna": "int64"})
