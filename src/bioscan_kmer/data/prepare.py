@@ -9,17 +9,21 @@ the first occurrence, SPEC section 4) and, with labels, ``train``, ``val``,
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from bioscan_kmer.data.labels import encode_labels, label_maps
+from bioscan_kmer.data._arrow import (
+    STR_DTYPE, arrow_strings, is_arrow_strings, label_codes, release_unused, take,
+)
 from bioscan_kmer.data.schema import RANKS, SPLITS
 from bioscan_kmer.data.shards import shards_complete, write_shards
-from bioscan_kmer.data.statistics import _as_arrow
 
 __all__ = ["prepare_shards", "LABELLED_SHARDS"]
 
@@ -78,7 +82,7 @@ def prepare_shards(
         Missing columns, unknown split names, or a barcode the cleaner rejects
         (the core's message names the row, position and character).
     """
-    from bioscan_kmer import KmerTokenizer, clean, unique
+    from bioscan_kmer import KmerTokenizer
 
     t0 = time.perf_counter()
     for col in ("dna_barcode", *RANKS):
@@ -102,13 +106,26 @@ def prepare_shards(
     if "split" not in df.columns or df["split"].isna().all():
         from bioscan_kmer.data.splits import partition
 
-        split = partition(df, seed=seed).to_numpy(dtype=object)
+        split_col = partition(df, seed=seed)
     else:
-        split = df["split"].astype(object).to_numpy()
+        split_col = df["split"]
+    # Split names as codes into SPLITS (no Python str per row); other values: -1.
+    split_codes = pc.fill_null(pc.index_in(arrow_strings(split_col), value_set=pa.array(SPLITS)), -1)
+    split_codes = np.asarray(split_codes.to_numpy(zero_copy_only=False) if isinstance(split_codes, pa.Array)
+                             else split_codes.to_numpy(), dtype=np.int64)
+    del split_col
+
+    def rows_of(names):
+        return np.flatnonzero(np.isin(split_codes, [SPLITS.index(s) for s in names]))
+
     tok = KmerTokenizer(k=k, max_len=max_len, preset=preset)
     dtype = _token_dtype(tok.vocab_size)
-    maps = label_maps(df)
-    ids_all = encode_labels(df, maps)
+    # One global label map per rank; the ids of a map built over the same table are the
+    # dense sorted-label codes themselves.
+    maps, ids_all = {}, {}
+    for rank in RANKS:
+        ids_all[rank], maps[rank] = label_codes(df[rank])
+    raw = _barcodes(df["dna_barcode"])
 
     from tqdm.auto import tqdm
 
@@ -116,40 +133,117 @@ def prepare_shards(
     rows = {}
     for name in tqdm(wanted, desc="prepare", disable=not progress, unit="split"):
         if name == "pretrain":
-            sel = np.flatnonzero(np.isin(split, ["pretrain", "other_heldout"]))
-            seqs = clean(_as_arrow(df["dna_barcode"].iloc[sel]), threads=threads)
-            # SPEC 4: rstrip("N") then a global first-occurrence dedup (clean already
-            # trims N at both ends, which includes the rstrip).
-            uniq, _, _ = unique(seqs, threads=threads)
-            seqs = list(uniq)
+            sel = rows_of(("pretrain", "other_heldout"))
+            _check_present(raw, sel)
+            seqs = _pretrain_barcodes(raw, sel, threads)
             labels = None
         else:
-            sel = np.flatnonzero(split == name)
-            seqs = clean(_as_arrow(df["dna_barcode"].iloc[sel]), threads=threads)
-            part = df.iloc[sel]
-            cols = {"processid": part["processid"].astype("str").to_numpy(dtype=object)
-                    if "processid" in part.columns else np.full(len(sel), None, dtype=object)}
+            sel = rows_of((name,))
+            _check_present(raw, sel)
+            seqs = _clean_rows(raw, sel, threads)
+            cols = {"processid": _str_column(df["processid"], sel) if "processid" in df.columns
+                    else pd.array(pa.nulls(len(sel), pa.large_string()), dtype=STR_DTYPE)}
             for rank in RANKS:
-                cols[rank] = part[rank].astype(object).where(part[rank].notna(), None).to_numpy()
+                cols[rank] = _str_column(df[rank], sel)
             for rank in RANKS:
-                cols[f"{rank}_id"] = ids_all[f"{rank}_id"].to_numpy()[sel]
-            cols["dna_bin"] = (part["dna_bin"].astype(object).where(part["dna_bin"].notna(), None).to_numpy()
-                               if "dna_bin" in part.columns else np.full(len(sel), None, dtype=object))
-            cols["dna_barcode"] = np.asarray(seqs, dtype=object)
+                cols[f"{rank}_id"] = ids_all[rank][sel]
+            cols["dna_bin"] = (_str_column(df["dna_bin"], sel) if "dna_bin" in df.columns
+                               else pd.array(pa.nulls(len(sel), pa.large_string()), dtype=STR_DTYPE))
+            cols["dna_barcode"] = pd.array(seqs, dtype=STR_DTYPE)
             labels = pd.DataFrame(cols)
-            for rank in (*RANKS, "processid", "dna_bin", "dna_barcode"):
-                labels[rank] = labels[rank].astype(pd.StringDtype("pyarrow", na_value=np.nan))
         if len(seqs):
             ids, mask = _encode(tok, seqs, dtype, threads)
         else:
             ids = np.zeros((0, tok.seq_len), dtype=dtype)
             mask = np.zeros((0, tok.seq_len), dtype=np.uint8)
+        del seqs
         payload[name] = (ids, mask, labels)
         rows[name] = len(ids)
+        release_unused()
     extra["label_maps"] = maps
     manifest = write_shards(out, payload, tok, extra=extra)
     return {"out_dir": out, "manifest": manifest, "skipped": False, "rows": rows,
             "seconds": time.perf_counter() - t0}
+
+
+def _barcodes(col: pd.Series):
+    """The barcode column as Arrow strings, or (not Arrow-backed) as a NumPy object array."""
+    if is_arrow_strings(col):
+        return arrow_strings(col)
+    return col.to_numpy(dtype=object, na_value=None)
+
+
+def _take(raw, rows: np.ndarray):
+    if isinstance(raw, np.ndarray):
+        return raw[rows]
+    return take(raw, rows)
+
+
+def _check_present(raw, rows: np.ndarray) -> None:
+    if isinstance(raw, np.ndarray):
+        missing = np.flatnonzero(np.fromiter((v is None or isinstance(v, float) for v in raw[rows]),
+                                             dtype=bool, count=len(rows)))
+    elif raw.null_count:
+        missing = np.flatnonzero(_take(raw, rows).is_null().to_numpy(zero_copy_only=False))
+    else:
+        return
+    if len(missing):
+        raise ValueError(f"row {int(rows[missing[0]])}: dna_barcode is missing")
+
+
+_ROW = re.compile(r"^row (\d+):")
+
+
+def _clean_rows(raw, rows: np.ndarray, threads):
+    """Cleaned barcodes of ``rows`` as a pyarrow string array; errors name the table row."""
+    from bioscan_kmer import clean
+
+    try:
+        return clean(_take(raw, rows), output="arrow", threads=threads)
+    except (ValueError, TypeError) as exc:
+        m = _ROW.match(str(exc))
+        if m is None or int(m.group(1)) >= len(rows):
+            raise
+        raise type(exc)(f"row {int(rows[int(m.group(1))])}:{str(exc)[m.end():]}") from None
+
+
+def _pretrain_barcodes(raw, sel: np.ndarray, threads):
+    """SPEC 4: the cleaned barcodes of rows ``sel``, deduplicated keeping first occurrences.
+
+    Cleaning is a function of the raw string, so the distinct raw strings are cleaned
+    (in the order of their first row) and deduplicated again: the same strings in the
+    same order as cleaning every row and deduplicating, with less than half the work.
+    """
+    from bioscan_kmer import unique
+
+    if len(sel) == 0:
+        return pa.array([], type=pa.large_string())
+    _, raw_id, _ = unique(raw if isinstance(raw, np.ndarray) or not raw.null_count
+                          else pc.fill_null(raw, ""), threads=threads)
+    raw_id = np.asarray(raw_id, dtype=np.int64)[sel]
+    first = np.full(int(raw_id.max()) + 1, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(first, raw_id, sel)
+    del raw_id
+    first = np.sort(first[first != np.iinfo(np.int64).max])
+    cleaned = _clean_rows(raw, first, threads)
+    del first
+    uniq, _, _ = unique(cleaned, threads=threads)
+    return uniq
+
+
+def _str_column(col: pd.Series, rows: np.ndarray):
+    """Rows of a label or id column as an Arrow-backed ``str`` array (missing = NaN)."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        codes = col.cat.codes.to_numpy()[rows]
+        names = pa.array([str(c) for c in col.cat.categories], type=pa.large_string())
+        arr = names.take(pa.array(codes, mask=codes < 0))
+    elif is_arrow_strings(col):
+        arr = take(arrow_strings(col), rows)
+    else:
+        return pd.array(col.iloc[rows].astype(STR_DTYPE).to_numpy(), dtype=STR_DTYPE)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return pd.array(arr, dtype=STR_DTYPE)
 
 
 def _encode(tok, seqs, dtype, threads):
