@@ -121,8 +121,75 @@ def _read_table(path: Path, delimiter: str, header: list[str], rename: dict, col
         table = pacsv.read_csv(path, read_options=read, parse_options=parse, convert_options=convert)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise DataFileError(f"{str(path)!r}: {exc}") from exc
-    table = table.rename_columns(wanted)
-    return _to_pandas(table)
+    names = wanted
+    cols = list(table.columns)
+    del table
+    df = _to_pandas(pa.Table.from_arrays(_single_chunk_strings(cols), names=names))
+    del cols
+    # The parser's block buffers are free now; hand them back instead of keeping them.
+    pa.default_memory_pool().release_unused()
+    return df
+
+
+def _concat_large_strings(chunks: list) -> pa.Array:
+    """One large_string array from chunks, freeing each chunk once copied.
+
+    ``chunks`` is emptied as it goes, so the peak is the result plus one chunk,
+    not two copies of the column (as ``combine_chunks`` needs).
+    """
+    n = sum(len(c) for c in chunks)
+    nbytes = 0
+    for c in chunks:
+        if len(c):
+            offs = np.frombuffer(c.buffers()[1], dtype=np.int64)[c.offset:c.offset + len(c) + 1]
+            nbytes += int(offs[-1] - offs[0])
+    data = np.empty(nbytes, dtype=np.uint8)
+    offsets = np.empty(n + 1, dtype=np.int64)
+    offsets[0] = 0
+    valid = np.ones(n, dtype=bool)
+    row = pos = 0
+    for j in range(len(chunks)):
+        c = chunks[j]
+        chunks[j] = None
+        m = len(c)
+        if m:
+            offs = np.frombuffer(c.buffers()[1], dtype=np.int64)[c.offset:c.offset + m + 1]
+            size = int(offs[-1] - offs[0])
+            if size:
+                data[pos:pos + size] = np.frombuffer(c.buffers()[2], dtype=np.uint8)[offs[0]:offs[-1]]
+            offsets[row + 1:row + m + 1] = offs[1:] - offs[0] + pos
+            if c.null_count:
+                valid[row:row + m] = c.is_valid().to_numpy(zero_copy_only=False)
+            row += m
+            pos += size
+        del c
+        pa.default_memory_pool().release_unused()
+    null_count = int(n - valid.sum())
+    bitmap = pa.py_buffer(np.packbits(valid, bitorder="little")) if null_count else None
+    return pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data), bitmap, null_count)
+
+
+def _single_chunk_strings(cols: list) -> list:
+    """The columns with each string column in one chunk (the parser gives one per block).
+
+    pyarrow's ``take`` on a chunked string column copies the whole column first, so
+    every later row selection (deduplication, per-split rows) would. One copy at read
+    time, chunk by chunk, costs one column's worth of memory only briefly. ``cols`` is
+    consumed (its entries are replaced).
+    """
+    for i in sorted(range(len(cols)), key=lambda i: -cols[i].nbytes):
+        col = cols[i]
+        if col.num_chunks <= 1:
+            continue
+        if pa.types.is_large_string(col.type):
+            chunks = list(col.chunks)
+            cols[i] = col = None
+            cols[i] = pa.chunked_array([_concat_large_strings(chunks)], type=pa.large_string())
+        elif pa.types.is_string(col.type):
+            cols[i] = pa.chunked_array([col.combine_chunks()], type=col.type)
+            del col
+            pa.default_memory_pool().release_unused()
+    return cols
 
 
 def read_metadata(path, columns: Sequence[str] | None = None) -> pd.DataFrame:
