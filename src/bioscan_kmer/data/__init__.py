@@ -6,7 +6,7 @@ cheap and does not need pandas, matplotlib or torch.
 
 from __future__ import annotations
 
-import importlib
+from bioscan_kmer._lazy import lazy_exports
 
 _EXPORTS = {
     "write_shards": "shards",
@@ -40,10 +40,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

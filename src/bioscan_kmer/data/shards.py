@@ -24,6 +24,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from bioscan_kmer._atomic import fsync_dir
+
 __all__ = [
     "MANIFEST_NAME",
     "FORMAT_NAME",
@@ -56,18 +58,6 @@ def _tmp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
 
 
-def _fsync_dir(path: Path) -> None:
-    # Makes the rename durable on POSIX; harmless elsewhere.
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _write_array_atomic(path: Path, arr: np.ndarray) -> dict:
@@ -255,7 +245,7 @@ def write_shards(
     out.mkdir(parents=True, exist_ok=True)
     manifest_path = out / MANIFEST_NAME
     manifest_path.unlink(missing_ok=True)
-    _fsync_dir(out)
+    fsync_dir(out)
 
     split_records = {}
     for name, (ids, mask, labels) in checked.items():
@@ -295,7 +285,7 @@ def write_shards(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(out)
+    fsync_dir(out)
     return manifest_path
 
 

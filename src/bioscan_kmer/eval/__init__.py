@@ -19,7 +19,7 @@ scikit-learn until ``evaluate`` actually runs.
 
 from __future__ import annotations
 
-import importlib
+from bioscan_kmer._lazy import lazy_exports
 
 _EXPORTS = {
     "topk_accuracy": "metrics", "accuracy": "metrics", "ami": "metrics", "ranked_from_scores": "metrics",
@@ -45,14 +45,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
