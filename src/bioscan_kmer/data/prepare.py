@@ -131,6 +131,7 @@ def prepare_shards(
 
     payload = {}
     rows = {}
+    cat_names: dict = {}
     for name in tqdm(wanted, desc="prepare", disable=not progress, unit="split"):
         if name == "pretrain":
             sel = rows_of(("pretrain", "other_heldout"))
@@ -141,13 +142,13 @@ def prepare_shards(
             sel = rows_of((name,))
             _check_present(raw, sel)
             seqs = _clean_rows(raw, sel, threads)
-            cols = {"processid": _str_column(df["processid"], sel) if "processid" in df.columns
+            cols = {"processid": _str_column(df["processid"], sel, cat_names) if "processid" in df.columns
                     else pd.array(pa.nulls(len(sel), pa.large_string()), dtype=STR_DTYPE)}
             for rank in RANKS:
-                cols[rank] = _str_column(df[rank], sel)
+                cols[rank] = _str_column(df[rank], sel, cat_names)
             for rank in RANKS:
                 cols[f"{rank}_id"] = ids_all[rank][sel]
-            cols["dna_bin"] = (_str_column(df["dna_bin"], sel) if "dna_bin" in df.columns
+            cols["dna_bin"] = (_str_column(df["dna_bin"], sel, cat_names) if "dna_bin" in df.columns
                                else pd.array(pa.nulls(len(sel), pa.large_string()), dtype=STR_DTYPE))
             cols["dna_barcode"] = pd.array(seqs, dtype=STR_DTYPE)
             labels = pd.DataFrame(cols)
@@ -159,9 +160,12 @@ def prepare_shards(
         del seqs
         payload[name] = (ids, mask, labels)
         rows[name] = len(ids)
-        release_unused()
     extra["label_maps"] = maps
     manifest = write_shards(out, payload, tok, extra=extra)
+    del payload
+    # Freed Arrow memory is reused by the next selection within a run (fresh pages
+    # cost more than the copy); hand it back once at the end.
+    release_unused()
     return {"out_dir": out, "manifest": manifest, "skipped": False, "rows": rows,
             "seconds": time.perf_counter() - t0}
 
@@ -231,12 +235,16 @@ def _pretrain_barcodes(raw, sel: np.ndarray, threads):
     return uniq
 
 
-def _str_column(col: pd.Series, rows: np.ndarray):
-    """Rows of a label or id column as an Arrow-backed ``str`` array (missing = NaN)."""
+def _str_column(col: pd.Series, rows: np.ndarray, names: dict):
+    """Rows of a label or id column as an Arrow-backed ``str`` array (missing = NaN).
+
+    ``names`` caches the categories of categorical columns as Arrow strings.
+    """
     if isinstance(col.dtype, pd.CategoricalDtype):
         codes = col.cat.codes.to_numpy()[rows]
-        names = pa.array([str(c) for c in col.cat.categories], type=pa.large_string())
-        arr = names.take(pa.array(codes, mask=codes < 0))
+        if col.name not in names:
+            names[col.name] = pa.array([str(c) for c in col.cat.categories], type=pa.large_string())
+        arr = names[col.name].take(pa.array(codes, mask=codes < 0))
     elif is_arrow_strings(col):
         arr = take(arrow_strings(col), rows)
     else:
