@@ -1,7 +1,13 @@
 #include "clean.hpp"
 
 #include <array>
+#include <cstdlib>
 #include <cstring>
+#include <new>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include "thread_pool.hpp"
 
@@ -86,6 +92,24 @@ char* clean_one(std::string_view s, int64_t row, const CleanOptions& opt, char* 
 
 }  // namespace
 
+void FreeBytes::operator()(char* p) const noexcept { std::free(p); }
+
+ByteBuffer allocate_bytes(size_t size) {
+    constexpr size_t kHuge = size_t{2} << 20;
+    if (size < kHuge) {
+        char* p = static_cast<char*>(std::malloc(size > 0 ? size : 1));
+        if (!p) throw std::bad_alloc();
+        return ByteBuffer(p);
+    }
+    const size_t rounded = (size + kHuge - 1) / kHuge * kHuge;  // aligned_alloc needs a multiple
+    char* p = static_cast<char*>(std::aligned_alloc(kHuge, rounded));
+    if (!p) throw std::bad_alloc();
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    madvise(p, rounded, MADV_HUGEPAGE);  // advice only: failure just means small pages
+#endif
+    return ByteBuffer(p);
+}
+
 std::vector<CleanedBlock> clean_all(const SeqViews& seqs, const CleanOptions& opt, int threads) {
     const int64_t n = static_cast<int64_t>(seqs.size());
     const int t = effective_threads(threads, n, total_bytes(seqs));
@@ -96,7 +120,7 @@ std::vector<CleanedBlock> clean_all(const SeqViews& seqs, const CleanOptions& op
         int64_t bytes = 0;
         for (int64_t i = bounds[b]; i < bounds[b + 1]; ++i) bytes += seqs[i].size();
         // Cleaning never lengthens a row, so the input size bounds the output.
-        blk.data.reset(new char[static_cast<size_t>(bytes)]);
+        blk.data = allocate_bytes(static_cast<size_t>(bytes));
         blk.ends.reserve(static_cast<size_t>(bounds[b + 1] - bounds[b]));
         char* const base = blk.data.get();
         char* w = base;

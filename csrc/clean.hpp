@@ -18,11 +18,22 @@ struct CleanOptions {
     int64_t max_length = -1;   // keep at most this many bases (-1: no limit)
 };
 
+// Frees a buffer from allocate_bytes.
+struct FreeBytes {
+    void operator()(char* p) const noexcept;
+};
+using ByteBuffer = std::unique_ptr<char[], FreeBytes>;
+
+// Uninitialised storage for `size` bytes; large buffers are backed by transparent huge
+// pages where the OS offers them (Linux), since first-touch page faults on 4 KiB pages
+// cost as much as the cleaning itself for gigabytes of barcodes.
+ByteBuffer allocate_bytes(size_t size);
+
 // The cleaned sequences of one block of rows, stored back to back.
 struct CleanedBlock {
     // Uninitialised storage: zero-filling gigabytes that are overwritten at once cost
     // as much as the cleaning, and could not be interrupted.
-    std::unique_ptr<char[]> data;
+    ByteBuffer data;
     std::vector<int64_t> ends;  // ends[i]: end of the i-th row of the block in data
 };
 

@@ -138,3 +138,20 @@ def test_one_thread_inside_a_dataloader_worker():
 
     loader = torch.utils.data.DataLoader(Probe(), num_workers=1, batch_size=None)
     assert list(loader) == [1]
+
+
+def test_unique_return_values_false_gives_first_rows():
+    first, inverse, counts = bk.unique(SEQS, return_values=False)
+    assert first.dtype == np.int64 and first.tolist() == [0, 1, 3, 4]
+    assert [SEQS[i] for i in first] == bk.unique(SEQS)[0]
+
+
+def test_take_from_chunked_arrays_keeps_order():
+    from bioscan_kmer._sequences import take
+
+    arr = pa.chunked_array([["a", "b"], [], ["c", "d", "e"], ["f"]])
+    for idx in ([0, 2, 5], [5, 0, 3, 1, 3], [], [4]):
+        got = take(arr, np.array(idx, dtype=np.int64))
+        assert got.to_pylist() == [arr.to_pylist()[i] for i in idx]
+    views = pa.chunked_array([pa.array(["x", "y"], type=pa.string_view()), pa.array(["z"], type=pa.string_view())])
+    assert take(views, np.array([2, 0])).to_pylist() == ["z", "x"]

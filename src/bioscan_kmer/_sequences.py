@@ -84,8 +84,39 @@ def take(seqs: Any, indices: np.ndarray) -> Any:
     if pd is not None and isinstance(seqs, pd.Index):
         return seqs[indices]
     pa = sys.modules.get("pyarrow")
-    if pa is not None and isinstance(seqs, (pa.Array, pa.ChunkedArray)):
+    if pa is not None and isinstance(seqs, pa.ChunkedArray):
+        return _take_chunked(seqs, indices)
+    if pa is not None and isinstance(seqs, pa.Array):
         if pa.types.is_string_view(seqs.type):  # no take kernel for views yet
             seqs = seqs.cast(pa.large_string())
         return seqs.take(pa.array(indices))
     return [seqs[i] for i in indices.tolist()]
+
+
+def _take_chunked(arr: Any, indices: np.ndarray) -> Any:
+    """``arr.take(indices)`` chunk by chunk.
+
+    pyarrow's take on a ChunkedArray first concatenates every chunk: a full copy of a
+    multi-gigabyte column to pick a few rows.
+    """
+    import pyarrow as pa
+
+    indices = np.asarray(indices, dtype=np.int64)
+    starts = np.cumsum([0] + [len(c) for c in arr.chunks])
+    which = np.searchsorted(starts, indices, side="right") - 1
+    ascending = indices.size < 2 or bool(np.all(indices[1:] >= indices[:-1]))
+    order = np.arange(indices.size) if ascending else np.argsort(which, kind="stable")
+    parts = []
+    for c in np.unique(which):
+        sel = order[which[order] == c]
+        chunk = arr.chunk(int(c))
+        if pa.types.is_string_view(chunk.type):
+            chunk = chunk.cast(pa.large_string())
+        parts.append(chunk.take(pa.array(indices[sel] - starts[c])))
+    if not parts:
+        return arr.take(pa.array(indices))  # empty selection: keep the type
+    out = pa.chunked_array(parts)
+    if not ascending:
+        # Back to the caller's order; this take is on the (small) selection only.
+        out = pa.chunked_array([pa.concat_arrays(out.chunks).take(pa.array(np.argsort(order, kind="stable")))])
+    return out
