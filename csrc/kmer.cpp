@@ -75,10 +75,31 @@ struct RowPlan {
     int64_t kmer_pos;  // k-mer positions per row (L minus specials)
 };
 
-template <class T, bool kWithN>
+// The real k-mers of one row without N handling, with k known at compile time (kK > 0)
+// so that the per-k-mer loop unrolls: the common BarcodeBERT configurations.
+template <class T, int kK>
+inline void pure_kmers(const uint8_t* x, int64_t n_real, int stride, int k_runtime, int64_t first, int64_t unk,
+                       T* out, uint8_t* m) {
+    const int k = kK > 0 ? kK : k_runtime;
+    const auto& tab = kAcgt.t;
+    for (int64_t j = 0; j < n_real; ++j) {
+        const uint8_t* p = x + j * stride;
+        uint64_t code = 0;
+        uint8_t bad = 0;
+        for (int i = 0; i < k; ++i) {
+            const uint8_t d = tab[p[i]];
+            bad |= d;
+            code = (code << 2) | (d & 3u);
+        }
+        out[j] = static_cast<T>((bad & 0x80) ? unk : first + static_cast<int64_t>(code));
+        m[j] = 1;
+    }
+}
+
+template <class T, bool kWithN, int kK = 0>
 void tokenize_rows(const SeqViews& seqs, const TokenizerSpec& s, int64_t pad_to, const int64_t* offsets,
                    int64_t offset, T* ids, uint8_t* mask, int64_t lo, int64_t hi) {
-    const int k = s.k, stride = s.stride;
+    const int k = kK > 0 ? kK : s.k, stride = s.stride;
     const bool bert = s.preset == Preset::Bert;
     const bool specials = bert && s.add_special;
     const int64_t first = num_specials(s), unk = unk_id(s);
@@ -106,9 +127,14 @@ void tokenize_rows(const SeqViews& seqs, const TokenizerSpec& s, int64_t pad_to,
             out[pos] = static_cast<T>(2);  // [CLS]
             m[pos++] = 1;
         }
-        for (int64_t j = 0; j < n_real; ++j, ++pos) {
-            out[pos] = static_cast<T>(kmer_id<kWithN>(x + j * stride, k, k, first, unk, pow4));
-            m[pos] = 1;
+        if (kWithN) {
+            for (int64_t j = 0; j < n_real; ++j, ++pos) {
+                out[pos] = static_cast<T>(kmer_id<kWithN>(x + j * stride, k, k, first, unk, pow4));
+                m[pos] = 1;
+            }
+        } else {
+            pure_kmers<T, kK>(x, n_real, stride, k, first, unk, out + pos, m + pos);
+            pos += n_real;
         }
         if (bert) {
             if (specials) {
@@ -198,6 +224,10 @@ void tokenize(const SeqViews& seqs, const TokenizerSpec& s, int64_t pad_to, cons
     parallel_rows(n, t, [&](int64_t lo, int64_t hi) {
         if (s.n_nucleotide)
             tokenize_rows<T, true>(seqs, s, pad_to, offsets, offset, ids, mask, lo, hi);
+        else if (s.k == 4)  // BarcodeBERT
+            tokenize_rows<T, false, 4>(seqs, s, pad_to, offsets, offset, ids, mask, lo, hi);
+        else if (s.k == 8)  // BIOSCAN-5M's 8-4-4
+            tokenize_rows<T, false, 8>(seqs, s, pad_to, offsets, offset, ids, mask, lo, hi);
         else
             tokenize_rows<T, false>(seqs, s, pad_to, offsets, offset, ids, mask, lo, hi);
     });
