@@ -35,6 +35,19 @@ inline uint64_t pow_u(uint64_t b, int e) {
     return r;
 }
 
+// Id of the ACGT k-mer at p (k bytes), [UNK] if any byte is another letter. Branch-free:
+// the digits' invalid bit is OR-ed and tested once.
+inline int64_t pure_kmer_id(const uint8_t* p, int k, int64_t first, int64_t unk) {
+    uint64_t code = 0;
+    uint8_t bad = 0;
+    for (int i = 0; i < k; ++i) {
+        const uint8_t d = kAcgt.t[p[i]];
+        bad |= d;
+        code = (code << 2) | (d & 3u);
+    }
+    return (bad & 0x80) ? unk : first + static_cast<int64_t>(code);
+}
+
 // Id of the k-mer whose first `avail` bytes are p[0..avail) and whose remaining
 // positions are N padding.
 template <bool kWithN>
@@ -43,14 +56,7 @@ inline int64_t kmer_id(const uint8_t* p, int64_t avail, int k, int64_t first, in
     const auto& tab = kWithN ? kAcgtn.t : kAcgt.t;
     if (!kWithN) {
         if (avail < k) return unk;  // padding N is not in the ACGT vocabulary
-        uint64_t code = 0;
-        uint8_t bad = 0;
-        for (int i = 0; i < k; ++i) {
-            const uint8_t d = tab[p[i]];
-            bad |= d;
-            code = (code << 2) | (d & 3u);
-        }
-        return (bad & 0x80) ? unk : first + static_cast<int64_t>(code);
+        return pure_kmer_id(p, k, first, unk);
     }
     uint64_t v4 = 0, v5 = 0, pure_less = 0;
     bool pure = true;
@@ -70,28 +76,14 @@ inline int64_t kmer_id(const uint8_t* p, int64_t avail, int k, int64_t first, in
     return first + static_cast<int64_t>(pow4[k]) + static_cast<int64_t>(v5 - pure_less);
 }
 
-struct RowPlan {
-    int64_t L;         // token positions per row
-    int64_t kmer_pos;  // k-mer positions per row (L minus specials)
-};
-
 // The real k-mers of one row without N handling, with k known at compile time (kK > 0)
 // so that the per-k-mer loop unrolls: the common BarcodeBERT configurations.
 template <class T, int kK>
 inline void pure_kmers(const uint8_t* x, int64_t n_real, int stride, int k_runtime, int64_t first, int64_t unk,
                        T* out, uint8_t* m) {
-    const int k = kK > 0 ? kK : k_runtime;
-    const auto& tab = kAcgt.t;
+    const int k = kK > 0 ? kK : k_runtime;  // a constant here lets the compiler unroll
     for (int64_t j = 0; j < n_real; ++j) {
-        const uint8_t* p = x + j * stride;
-        uint64_t code = 0;
-        uint8_t bad = 0;
-        for (int i = 0; i < k; ++i) {
-            const uint8_t d = tab[p[i]];
-            bad |= d;
-            code = (code << 2) | (d & 3u);
-        }
-        out[j] = static_cast<T>((bad & 0x80) ? unk : first + static_cast<int64_t>(code));
+        out[j] = static_cast<T>(pure_kmer_id(x + j * stride, k, first, unk));
         m[j] = 1;
     }
 }
