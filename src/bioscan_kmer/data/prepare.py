@@ -223,7 +223,7 @@ def _pretrain_barcodes(raw, sel: np.ndarray, threads):
     if len(sel) == 0:
         return pa.array([], type=pa.large_string())
     _, raw_id, _ = unique(raw if isinstance(raw, np.ndarray) or not raw.null_count
-                          else pc.fill_null(raw, ""), threads=threads)
+                          else pc.fill_null(raw, ""), return_values=False, threads=threads)
     raw_id = np.asarray(raw_id, dtype=np.int64)[sel]
     first = np.full(int(raw_id.max()) + 1, np.iinfo(np.int64).max, dtype=np.int64)
     np.minimum.at(first, raw_id, sel)

@@ -302,7 +302,7 @@ def partition(df: pd.DataFrame, seed: int = 0, *, progress: bool = False) -> pd.
     barcodes = take(arrow_strings(df["dna_barcode"]), labelled_idx)
     if barcodes.null_count:
         barcodes = pc.fill_null(barcodes, "")
-    _, barcode_codes, _ = unique(pc.utf8_trim(barcodes, characters="N"))
+    _, barcode_codes, _ = unique(pc.utf8_trim(barcodes, characters="N"), return_values=False)
     del barcodes
     barcode_codes = np.asarray(barcode_codes, dtype=np.int64)
     seen = seen_rows[labelled_idx]

@@ -88,9 +88,9 @@ def dataset_statistics(
         raise ValueError(f"row {i}: {barcode_column} is missing")
     # One pass of the core's hash dedup; per-rank counts then work on integer codes.
     # Arrow-backed strings go to the core as Arrow buffers (no Python str per row).
-    uniq, barcode_id, _ = unique(arrow_strings(barcodes) if is_arrow_strings(barcodes) else barcodes,
-                                 threads=threads)
-    del uniq  # only the row -> barcode id map is needed
+    # Only the row -> barcode id map is needed: skip copying the distinct strings.
+    _, barcode_id, _ = unique(arrow_strings(barcodes) if is_arrow_strings(barcodes) else barcodes,
+                              return_values=False, threads=threads)
     barcode_id = np.asarray(barcode_id, dtype=np.int64)
     n_barcodes = int(barcode_id.max()) + 1 if len(barcode_id) else 0
     n = len(df)
