@@ -163,6 +163,8 @@ def main(argv=None) -> int:
         return 0
 
     results = []
+    if args.workdir:
+        os.makedirs(args.workdir, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         for n in args.rows:
             proc = subprocess.run(
