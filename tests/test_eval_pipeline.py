@@ -187,3 +187,18 @@ def test_fine_tune_without_validation_warns_and_keeps_last_epoch(toy):
     assert res["best_epoch"] == 2
     with pytest.raises(ValueError, match="optimizer"):
         fine_tune(lambda c: PaperCNN(c), (codes,), y, (codes,), y, (codes,), y, optimizer="sgd")
+
+
+def test_cnn_can_train_on_fewer_rows_than_the_encoder():
+    from types import SimpleNamespace
+
+    from bioscan_kmer.eval.pipeline import EvalSettings, _train_subset
+
+    data = SimpleNamespace(seqs={"train": [f"ACGT{i}" for i in range(50)]},
+                           labels={"train": {"species": np.arange(50)}})
+    s = EvalSettings(finetune_max_train=30, cnn_max_train=10)
+    enc_seqs, enc_y = _train_subset(data, s)
+    cnn_seqs, cnn_y = _train_subset(data, s, s.cnn_max_train)
+    assert len(enc_seqs) == 30 and len(cnn_seqs) == 10
+    assert [f"ACGT{i}" for i in cnn_y] == cnn_seqs  # rows and labels stay aligned
+    assert len(_train_subset(data, EvalSettings(finetune_max_train=30), None)[0]) == 30

@@ -66,9 +66,11 @@ class EvalSettings:
         Run fine-tuning at all.
     finetune_epochs, finetune_lr, finetune_head_lr, finetune_batch_size, finetune_max_train
         Fine-tuning (the head may get its own learning rate); at most
-        ``finetune_max_train`` seeded-random train rows are used, by the encoder and the CNN.
-    cnn_epochs, cnn_lr, cnn_batch_size, cnn_kernel_width
-        The paper's CNN (Adam, batch 128, 20 epochs in the paper).
+        ``finetune_max_train`` seeded-random train rows are used, by the encoder and (unless
+        ``cnn_max_train`` is set) the CNN.
+    cnn_epochs, cnn_lr, cnn_batch_size, cnn_kernel_width, cnn_max_train
+        The paper's CNN (Adam, batch 128, 20 epochs in the paper); ``cnn_max_train`` caps
+        its train rows separately, since it costs several times the encoder per record on CPU.
     linear_l2, linear_max_iter, linear_backend
         Linear probe.
     kmer_k : int
@@ -101,6 +103,7 @@ class EvalSettings:
     finetune_batch_size: int = 32
     finetune_max_train: int | None = None
     cnn_epochs: int = 20
+    cnn_max_train: int | None = None
     cnn_lr: float = 1e-3
     cnn_batch_size: int = 128
     cnn_kernel_width: int = 3
@@ -219,10 +222,12 @@ def _unique_features(featurize, seqs):
     return featurize(list(uniq))[inverse]
 
 
-def _train_subset(data: SplitData, settings: EvalSettings):
-    """The (seeded) train rows that fine-tuning uses."""
+def _train_subset(data: SplitData, settings: EvalSettings, limit: int | None = None):
+    """The (seeded) train rows that fine-tuning uses: at most ``limit`` (default
+    ``settings.finetune_max_train``)."""
     seqs, y = data.seqs["train"], data.labels["train"]["species"]
-    limit = settings.finetune_max_train
+    if limit is None:
+        limit = settings.finetune_max_train
     if limit is None or len(seqs) <= limit:
         return seqs, y
     pick = np.sort(np.random.default_rng(settings.seed + 1).choice(len(seqs), limit, replace=False))
@@ -295,7 +300,7 @@ class CNNModel:
         from .baselines import PaperCNN, nucleotide_codes
         from .finetune import fine_tune
 
-        train_seqs, train_y = _train_subset(data, settings)
+        train_seqs, train_y = _train_subset(data, settings, settings.cnn_max_train)
         res = fine_tune(
             lambda c: PaperCNN(c, kernel_width=self.kernel_width),
             (nucleotide_codes(train_seqs),), train_y,
