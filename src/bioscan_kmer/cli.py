@@ -8,6 +8,8 @@ Bad input ends with a one-line message on stderr and exit code 2.
 
 from __future__ import annotations
 
+from bioscan_kmer._atomic import replacing
+
 import argparse
 import importlib
 import os
@@ -57,9 +59,8 @@ def _write_table(df, path: str) -> Path:
     if p.suffix.lower() in (".fa", ".fasta", ".fna", ".fas"):
         return write_fasta(p, df)
     if p.suffix.lower() == ".parquet":
-        tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
-        df.to_parquet(tmp, index=False)
-        os.replace(tmp, p)
+        with replacing(p) as tmp:
+            df.to_parquet(tmp, index=False)
         return p
     return write_metadata_csv(df, p)
 
@@ -253,12 +254,12 @@ def run_demo(out_dir, n_records: int = 50_000, seed: int = 0, progress: bool = T
     say("")
     say(f"done in {sum(timings.values()):.1f} s. Outputs in {out}:")
     say(f"  metadata.csv          synthetic metadata ({len(df):,} rows, BIOSCAN-5M columns)")
-    say(f"  statistics.csv/.md    the table above;  category_sizes.png  its figure")
-    say(f"  splits.csv            split sizes")
-    say(f"  shards/               manifest.json + <split>.ids.bin/.mask.bin/.labels.parquet")
+    say("  statistics.csv/.md    the table above;  category_sizes.png  its figure")
+    say("  splits.csv            split sizes")
+    say("  shards/               manifest.json + <split>.ids.bin/.mask.bin/.labels.parquet")
     if model:
-        say(f"  pretrain/             checkpoint, JSONL log, loss curve of the tiny encoder")
-        say(f"  eval/                 the benchmark table (Markdown, CSV) and the UMAP figure")
+        say("  pretrain/             checkpoint, JSONL log, loss curve of the tiny encoder")
+        say("  eval/                 the benchmark table (Markdown, CSV) and the UMAP figure")
     return result
 
 

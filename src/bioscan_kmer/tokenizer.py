@@ -1,10 +1,11 @@
 """k-mer tokenization (SPEC section 3): BarcodeBERT-compatible ids, and a BERT preset."""
 from __future__ import annotations
 
+from bioscan_kmer._atomic import replacing
+
 import itertools
 import json
 import os
-import tempfile
 from typing import Any
 
 import numpy as np
@@ -338,17 +339,8 @@ class KmerTokenizer:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the configuration and vocabulary as JSON (atomically)."""
-        path = os.fspath(path)
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".tokenizer.", dir=directory)
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(self.to_json())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with replacing(path) as tmp:
+            tmp.write_text(self.to_json())
 
     @classmethod
     def from_config(cls, config: dict) -> "KmerTokenizer":

@@ -6,6 +6,8 @@ metadata file loads in seconds with string columns kept in Arrow memory.
 
 from __future__ import annotations
 
+from bioscan_kmer._atomic import replacing
+
 import csv
 import io
 import os
@@ -17,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from bioscan_kmer.data.schema import COLUMNS, DTYPES, RANKS
+from bioscan_kmer.data.schema import DTYPES, RANKS
 
 __all__ = [
     "DataFileError",
@@ -339,11 +341,10 @@ def write_fasta(path, df: pd.DataFrame, *, barcode_column: str = "dna_barcode", 
     if missing:
         raise ValueError(f"write_fasta needs column(s) {', '.join(map(repr, missing))}")
     path = Path(os.fspath(path))
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     cols = [df[f].astype(object).to_numpy() if f in df.columns else np.full(len(df), None, dtype=object)
             for f in FASTA_FIELDS]
     seqs = df[barcode_column].astype(object).to_numpy()
-    try:
+    with replacing(path) as tmp:
         with open(tmp, "w", encoding="utf-8") as fh:
             buf = io.StringIO()
             for i in range(len(df)):
@@ -367,10 +368,6 @@ def write_fasta(path, df: pd.DataFrame, *, barcode_column: str = "dna_barcode", 
                     fh.write(buf.getvalue())
                     buf = io.StringIO()
             fh.write(buf.getvalue())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return path
 
 
@@ -383,7 +380,6 @@ def write_metadata_csv(df: pd.DataFrame, path) -> Path:
     import pyarrow.csv as pcsv
 
     path = Path(os.fspath(path))
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     arrays, names = [], []
     for name in df.columns:
         col = df[name]
@@ -395,10 +391,6 @@ def write_metadata_csv(df: pd.DataFrame, path) -> Path:
         arrays.append(arr)
         names.append(str(name))
     table = pa.Table.from_arrays(arrays, names=names)
-    try:
+    with replacing(path) as tmp:
         pcsv.write_csv(table, tmp, write_options=pcsv.WriteOptions(quoting_style="needed"))
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return path

@@ -24,7 +24,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from bioscan_kmer._atomic import fsync_dir
+from bioscan_kmer._atomic import fsync_dir, replacing
 
 __all__ = [
     "MANIFEST_NAME",
@@ -54,18 +54,13 @@ class ShardError(ValueError):
     """A shard directory is missing, incomplete or does not match its manifest."""
 
 
-def _tmp_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
-
-
 
 
 def _write_array_atomic(path: Path, arr: np.ndarray) -> dict:
     """Write ``arr`` row-major to ``path`` atomically; return size and SHA-256."""
-    tmp = _tmp_path(path)
     digest = hashlib.sha256()
     flat = arr.reshape(-1) if arr.flags.c_contiguous else None
-    try:
+    with replacing(path) as tmp:
         with open(tmp, "wb") as fh:
             if flat is not None:
                 step = max(1, _BLOCK_BYTES // max(1, arr.itemsize))
@@ -82,10 +77,6 @@ def _write_array_atomic(path: Path, arr: np.ndarray) -> dict:
                     fh.write(view)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return {"file": path.name, "bytes": int(arr.nbytes), "sha256": digest.hexdigest()}
 
 
@@ -105,13 +96,8 @@ def _write_labels_atomic(path: Path, labels) -> dict:
     import pyarrow.parquet as pq
 
     table = pa.Table.from_pandas(labels.reset_index(drop=True), preserve_index=False)
-    tmp = _tmp_path(path)
-    try:
+    with replacing(path) as tmp:
         pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return {
         "file": path.name,
         "bytes": path.stat().st_size,
@@ -274,17 +260,12 @@ def write_shards(
         "splits": split_records,
         "extra": extra,
     }
-    tmp = _tmp_path(manifest_path)
-    try:
+    with replacing(manifest_path) as tmp:
         with open(tmp, "w", encoding="utf-8") as fh:
             json.dump(manifest, fh, indent=1, sort_keys=False, default=_json_default)
             fh.write("\n")
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, manifest_path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     fsync_dir(out)
     return manifest_path
 

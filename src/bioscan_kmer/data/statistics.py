@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from bioscan_kmer._atomic import replacing
+
 import os
 from pathlib import Path
 from typing import Sequence
@@ -177,9 +179,8 @@ def plot_category_sizes(sizes: dict[str, np.ndarray], path) -> Path:
     ax.legend(fontsize="small")
     ax.grid(True, which="major", alpha=0.3)
     path = Path(os.fspath(path))
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    fig.savefig(tmp, dpi=120)
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        fig.savefig(tmp, dpi=120)
     return path
 
 

@@ -12,7 +12,6 @@ the result differs from the real data.
 from __future__ import annotations
 
 import json
-import math
 from importlib import resources
 
 import numpy as np
@@ -342,7 +341,6 @@ def synthetic_bioscan(
     genus_family = np.array(genus_family)
     genus_names = np.array(genus_names, dtype=object)
     n_gen_total = len(genus_names)
-    genus_size = np.bincount(leaf_genus, minlength=n_gen_total)
 
     # Subfamilies: most families with several genera have 1-6 of them.
     gen_per_family = np.bincount(genus_family, minlength=n_fam)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from bioscan_kmer._atomic import replacing
+
 import json
 import math
 import os
@@ -27,11 +29,9 @@ class JsonlLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if truncate_after is not None and self.path.exists():
             kept = [r for r in read_log(self.path) if r.get("step", 0) <= truncate_after]
-            tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
-            with open(tmp, "w", encoding="utf-8") as f:
+            with replacing(self.path) as tmp, open(tmp, "w", encoding="utf-8") as f:
                 for record in kept:
                     f.write(json.dumps(record) + "\n")
-            os.replace(tmp, self.path)
         elif truncate_after is None:
             self.path.write_text("", encoding="utf-8")
         self._file = open(self.path, "a", encoding="utf-8")
@@ -86,9 +86,8 @@ def plot_loss_curve(records: Iterable[dict[str, Any]], path: str | os.PathLike, 
         ax.legend()
     fig.tight_layout()
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.png")
-    fig.savefig(tmp, format="png")
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        fig.savefig(tmp, format="png")
     return path
 
 
