@@ -18,6 +18,23 @@ from bioscan_kmer.data.shards import ShardError, open_shard
 __all__ = ["ShardDataset", "SequenceDataset", "row_offsets"]
 
 
+def _batch_rows(indices, n: int) -> np.ndarray:
+    """``indices`` of a batch over ``n`` rows as an int64 array, negative ones resolved."""
+    idx = np.asarray(indices)
+    if idx.ndim != 1:
+        raise ValueError(f"indices must be one-dimensional, got shape {idx.shape}")
+    if idx.size == 0:
+        return idx.astype(np.int64)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"indices must be integers, got dtype {idx.dtype}")
+    given = idx.astype(np.int64, copy=False)
+    idx = np.where(given < 0, given + n, given)
+    if idx.min() < 0 or idx.max() >= n:
+        bad = given[(idx < 0) | (idx >= n)][0]
+        raise IndexError(f"index {bad} out of range for {n} rows")
+    return idx
+
+
 class ShardDataset(Dataset):
     """Rows of one split of a shard directory, as tensors.
 
@@ -36,8 +53,9 @@ class ShardDataset(Dataset):
 
     Notes
     -----
-    Items are ``{"input_ids": int64 (L,), "attention_mask": int64 (L,), ...}``.
-    The memory maps are opened lazily in each process, so the dataset pickles
+    Items are ``{"input_ids": int64 (L,), "attention_mask": int64 (L,), ...}``;
+    :meth:`read_batch` returns whole batches in compact dtypes instead (what
+    :class:`~bioscan_kmer.train.batches.BatchStream` uses). The memory maps are opened lazily in each process, so the dataset pickles
     cheaply into DataLoader workers (a pickled ``np.memmap`` would copy the
     whole array).
     """
@@ -100,19 +118,50 @@ class ShardDataset(Dataset):
             item[key] = torch.tensor(self._label_values[column][index], dtype=torch.int64)
         return item
 
-    def __getitems__(self, indices: Sequence[int]) -> list[dict[str, torch.Tensor]]:
-        # One fancy-indexing read per batch instead of one per row.
-        idx = np.asarray(indices, dtype=np.int64)
-        idx = np.where(idx < 0, idx + self._len, idx)
-        if idx.size and (idx.min() < 0 or idx.max() >= self._len):
-            raise IndexError(f"index out of range for {self._len} rows")
+    def read_batch(self, indices) -> dict[str, torch.Tensor]:
+        """Rows ``indices`` as one batch, in one memmap read per array.
+
+        Parameters
+        ----------
+        indices : 1-D array-like of int
+            Row numbers (negative ones count from the end), in the order wanted.
+
+        Returns
+        -------
+        dict
+            ``{"input_ids": (B, L), "attention_mask": uint8 (B, L), ...labels int64 (B,)}``.
+            ``input_ids`` is int32 (int64 only for shards stored with 64-bit ids): the
+            embedding takes either, and half the bytes to pin and copy to the GPU. The mask
+            is the shard's own uint8 (nonzero for real tokens), not converted.
+
+        Raises
+        ------
+        IndexError
+            An index outside the split; ``TypeError`` / ``ValueError`` for non-integer or
+            non-1-D ``indices``.
+        """
+        idx = _batch_rows(indices, self._len)
         shard = self._open()
-        ids = torch.from_numpy(shard.ids[idx].astype(np.int64))
-        mask = torch.from_numpy(shard.mask[idx].astype(np.int64))
-        labels = {key: torch.from_numpy(self._label_values[col][idx]) for key, col in self._label_keys}
+        ids = shard.ids[idx]
+        dtype = np.int32 if np.can_cast(ids.dtype, np.int32) else np.int64
+        out = {
+            "input_ids": torch.from_numpy(ids.astype(dtype, copy=False)),
+            "attention_mask": torch.from_numpy(shard.mask[idx]),
+        }
+        for key, column in self._label_keys:
+            out[key] = torch.from_numpy(self._label_values[column][idx])
+        return out
+
+    def __getitems__(self, indices: Sequence[int]) -> list[dict[str, torch.Tensor]]:
+        # For a plain DataLoader: one read per batch, but per-row int64 items as documented
+        # (BatchStream uses read_batch and never splits the batch).
+        batch = self.read_batch(indices)
+        ids = batch["input_ids"].long()
+        mask = batch["attention_mask"].long()
+        labels = {key: batch[key] for key, _ in self._label_keys}
         return [
             {"input_ids": ids[j], "attention_mask": mask[j], **{k: v[j] for k, v in labels.items()}}
-            for j in range(len(idx))
+            for j in range(len(ids))
         ]
 
 
@@ -197,30 +246,58 @@ class SequenceDataset(Dataset):
         """Tokenize a list of items into ``{"input_ids", "attention_mask", ["labels"]}``.
 
         ``input_ids`` and ``attention_mask`` are int64 ``(B, L)``; rows keep the
-        order of ``batch``.
+        order of ``batch``. Offsets are those of the epoch set by :meth:`set_epoch`.
         """
+        if not batch:
+            raise ValueError("cannot collate an empty batch")
         seqs = [item["sequence"] for item in batch]
         index = np.fromiter((item["index"] for item in batch), dtype=np.int64, count=len(batch))
-        if self.random_offset and self.k > 1:
-            offsets = row_offsets(index, self.k, self.seed, self.epoch)
-        else:
-            offsets = np.zeros(len(batch), dtype=np.int64)
-        ids = mask = None
-        # The core takes one offset per call, so rows are grouped by offset.
-        for off in np.unique(offsets):
-            rows = np.flatnonzero(offsets == off)
-            enc = self.tokenizer([seqs[r] for r in rows], offset=int(off), return_tensors="np")
-            part_ids = np.asarray(enc["input_ids"], dtype=np.int64)
-            part_mask = np.asarray(enc["attention_mask"], dtype=np.int64)
-            if ids is None:
-                ids = np.empty((len(batch), part_ids.shape[1]), dtype=np.int64)
-                mask = np.empty((len(batch), part_mask.shape[1]), dtype=np.int64)
-            ids[rows] = part_ids
-            mask[rows] = part_mask
-        if ids is None:
-            raise ValueError("cannot collate an empty batch")
-        out = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
+        ids, mask = self._encode(seqs, index, self.epoch, np.int64)
+        out = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask.astype(np.int64))}
         if "labels" in batch[0]:
             out["labels"] = torch.tensor([item["labels"] for item in batch], dtype=torch.int64)
         return out
 
+    def read_batch(self, indices, *, epoch: int | None = None) -> dict[str, torch.Tensor]:
+        """Tokenize rows ``indices`` as one batch, with the offsets of ``epoch``.
+
+        The epoch travels with the call rather than living in the dataset, so a copy of the
+        dataset in a (persistent) DataLoader worker draws the offsets the main process
+        asked for: they depend only on (seed, epoch, row).
+
+        Parameters
+        ----------
+        indices : 1-D array-like of int
+            Rows (negative ones count from the end), in the order wanted.
+        epoch : int, optional
+            Default: the epoch of :meth:`set_epoch`.
+
+        Returns
+        -------
+        dict
+            ``{"input_ids": int32 (B, L), "attention_mask": uint8 (B, L), ["labels": int64 (B,)]}``
+            (the same ids as :meth:`collate`, in compact dtypes; nonzero mask = real token).
+        """
+        idx = _batch_rows(indices, len(self.seqs))
+        seqs = [self.seqs[i] for i in idx.tolist()]
+        ids, mask = self._encode(seqs, idx, self.epoch if epoch is None else int(epoch), np.int32)
+        out = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask.view(np.uint8))}
+        if self.labels is not None:
+            out["labels"] = torch.from_numpy(self.labels[idx])
+        return out
+
+    def _encode(self, seqs: list, index: np.ndarray, epoch: int, dtype) -> tuple[np.ndarray, np.ndarray]:
+        """Ids ``dtype`` and bool mask of ``seqs`` (rows ``index``) at the offsets of ``epoch``."""
+        if self.random_offset and self.k > 1:
+            offsets = row_offsets(index, self.k, self.seed, epoch)
+        else:
+            offsets = 0
+        try:
+            enc = self.tokenizer(seqs, offset=offsets, return_tensors="np", dtype=dtype)
+        except (TypeError, ValueError):
+            # The core names the row of the batch; name the dataset's row instead.
+            for j, seq in enumerate(seqs):
+                if not isinstance(seq, str):
+                    raise TypeError(f"sequence {int(index[j])} is {type(seq).__name__}, expected str") from None
+            raise
+        return enc["input_ids"], enc["attention_mask"]
