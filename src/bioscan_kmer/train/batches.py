@@ -7,6 +7,13 @@ lets one process with the global batch reproduce a data-parallel run exactly.
 
 A position is (epoch, micro-batches consumed in that epoch). Restarting from a position
 skips the consumed indices in the sampler, without loading them.
+
+Batches are read whole: the sampler hands out (epoch, row indices of one batch), the
+dataset's ``read_batch`` turns them into ready (B, T) tensors in one read (shards) or one
+tokenizer call (raw sequences), and the DataLoader neither splits nor stacks anything
+(``batch_size=None``). The sampler runs on across epochs, so persistent workers never idle
+or re-spawn at an epoch boundary, and the epoch travels with each request, so the random
+offsets of raw sequences do not depend on what a worker's copy of the dataset remembers.
 """
 
 from __future__ import annotations
@@ -17,8 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 from torch.utils.data.distributed import DistributedSampler
 
 __all__ = ["DataSource", "BatchStream", "open_source"]
@@ -26,14 +34,12 @@ __all__ = ["DataSource", "BatchStream", "open_source"]
 
 @dataclass
 class DataSource:
-    """A training (or validation) dataset plus how to collate it.
+    """A training (or validation) dataset and what identifies it.
 
     Attributes
     ----------
     dataset : Dataset
-        ``ShardDataset`` or ``SequenceDataset``.
-    collate : callable or None
-        ``SequenceDataset.collate`` for raw sequences; None (default collation) for shards.
+        ``ShardDataset`` or ``SequenceDataset`` (anything with ``read_batch(indices)``).
     tokenizer : KmerTokenizer
         The tokenizer the ids come from.
     seq_len : int
@@ -45,7 +51,6 @@ class DataSource:
     """
 
     dataset: Dataset
-    collate: Any
     tokenizer: Any
     seq_len: int
     description: str
@@ -80,7 +85,7 @@ def open_source(data: Any, split: str, *, tokenizer: Any = None, random_offset: 
         dataset = ShardDataset(data, split)
         rec = dataset.manifest["splits"][split]
         return DataSource(
-            dataset=dataset, collate=None, tokenizer=dataset.tokenizer, seq_len=dataset.seq_len,
+            dataset=dataset, tokenizer=dataset.tokenizer, seq_len=dataset.seq_len,
             description=f"shards {str(data)!r} split {split!r}",
             fingerprint={"kind": "shards", "split": split, "rows": len(dataset),
                          "sha256": rec["ids"]["sha256"]},
@@ -94,7 +99,7 @@ def open_source(data: Any, split: str, *, tokenizer: Any = None, random_offset: 
     dataset = SequenceDataset(data, tokenizer, random_offset=random_offset, seed=seed)
     sample = [dataset.seqs[i] for i in range(0, len(dataset), max(1, len(dataset) // 1000))]
     return DataSource(
-        dataset=dataset, collate=dataset.collate, tokenizer=tokenizer, seq_len=tokenizer.seq_len,
+        dataset=dataset, tokenizer=tokenizer, seq_len=tokenizer.seq_len,
         description=f"{len(dataset):,} sequences",
         fingerprint={"kind": "sequences", "rows": len(dataset), "sample_hash": _hash_strings(sample)},
     )
@@ -110,18 +115,96 @@ def _hash_strings(strings: Sequence[str]) -> str:
     return h.hexdigest()
 
 
-class _SkipSampler(Sampler):
-    """A ``DistributedSampler`` that starts ``skip`` indices into its epoch."""
+class _BatchSampler(Sampler):
+    """(epoch, row indices) of each batch of a ``DistributedSampler``, from a start position.
 
-    def __init__(self, base: DistributedSampler) -> None:
+    Iterated in the main process by the DataLoader; runs on into the next epochs when
+    ``endless`` (training), stops after its first epoch otherwise (validation).
+    """
+
+    def __init__(self, base: DistributedSampler, batch_size: int) -> None:
         self.base = base
-        self.skip = 0
+        self.batch_size = batch_size
+        self.batches_per_epoch = len(base) // batch_size
+        self.epoch = 0
+        self.batch = 0
+        self.endless = True
 
-    def __iter__(self) -> Iterator[int]:
-        return itertools.islice(iter(self.base), self.skip, None)
+    def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
+        epoch, first = self.epoch, self.batch
+        while True:
+            self.base.set_epoch(epoch)
+            # One conversion per epoch; every batch is then a slice of this array.
+            order = np.fromiter(iter(self.base), dtype=np.int64, count=len(self.base))
+            for b in range(first, self.batches_per_epoch):
+                yield epoch, order[b * self.batch_size:(b + 1) * self.batch_size]
+            if not self.endless:
+                return
+            epoch, first = epoch + 1, 0
+
+
+# How a batch leaves a worker. torch sends each tensor through a shared-memory segment of
+# its own (created, mapped, its descriptor passed and mapped again: ~0.5 ms a tensor on a
+# VM, more under a sandboxed kernel); a NumPy array is pickled through the worker's pipe,
+# several times faster for micro-batches of tens to hundreds of KiB. Above this size the
+# copy through the pipe costs more than the segment (benchmarks/bench_loader.py).
+_PIPE_MAX_BYTES = 512 << 10
+
+
+class _Arrays:
+    """A batch on its way from a worker, as NumPy arrays; turned back into tensors in the
+    main process (by the DataLoader's pin-memory thread when pinning)."""
+
+    def __init__(self, batch: dict[str, torch.Tensor]) -> None:
+        self.arrays = {key: value.numpy() for key, value in batch.items()}
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {key: torch.from_numpy(value) for key, value in self.arrays.items()}
+
+    def pin_memory(self) -> dict[str, torch.Tensor]:
+        return {key: value.pin_memory() for key, value in self.tensors().items()}
+
+
+def _tensors(batch: Any) -> dict[str, torch.Tensor]:
+    return batch.tensors() if isinstance(batch, _Arrays) else batch
+
+
+class _BatchReader(Dataset):
+    """Maps a request (epoch, row indices) to ``dataset.read_batch``: one batch per item."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        if not callable(getattr(dataset, "read_batch", None)):
+            raise TypeError(f"{type(dataset).__name__} has no read_batch(indices); "
+                            "use a ShardDataset or SequenceDataset")
+        self.dataset = dataset
+        # SequenceDataset draws random offsets per (seed, epoch, row); shards are fixed.
+        self.per_epoch = hasattr(dataset, "set_epoch")
+
+    def __getitem__(self, request: tuple[int, np.ndarray]) -> dict[str, torch.Tensor] | _Arrays:
+        epoch, indices = request
+        if self.per_epoch:
+            batch = self.dataset.read_batch(indices, epoch=epoch)
+        else:
+            batch = self.dataset.read_batch(indices)
+        if get_worker_info() is not None and sum(t.nbytes for t in batch.values()) <= _PIPE_MAX_BYTES:
+            return _Arrays(batch)
+        return batch
 
     def __len__(self) -> int:
-        return len(self.base) - self.skip
+        return len(self.dataset)
+
+
+def _as_is(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    # read_batch already returns the batch; a module-level function pickles into workers.
+    return batch
+
+
+def _check_int(name: str, value: Any, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+    return int(value)
 
 
 class BatchStream:
@@ -137,11 +220,26 @@ class BatchStream:
     shuffle : bool
         Shuffle per epoch (training) or keep the order (validation).
     num_workers : int
+        DataLoader worker processes; they persist for the stream's life.
     pin_memory : bool
+
+    Notes
+    -----
+    Batches are ``{"input_ids": int32 (B, T), "attention_mask": uint8 (B, T), ...}``
+    (int64 ids only for shards stored with 64-bit ids): the model takes both, and a token
+    costs 5 bytes to pin and copy to the GPU instead of 16.
+    A stream has one iteration at a time: a new ``iter()`` (or :meth:`one_pass`) ends
+    the previous one.
     """
 
     def __init__(self, source: DataSource, batch_size: int, *, rank: int = 0, world_size: int = 1,
                  seed: int = 0, shuffle: bool = True, num_workers: int = 0, pin_memory: bool = False) -> None:
+        batch_size = _check_int("batch_size", batch_size, 1)
+        world_size = _check_int("world_size", world_size, 1)
+        rank = _check_int("rank", rank, 0)
+        num_workers = _check_int("num_workers", num_workers, 0)
+        if rank >= world_size:
+            raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
         n = len(source.dataset)
         if n < batch_size * world_size:
             raise ValueError(
@@ -152,16 +250,16 @@ class BatchStream:
         self.batch_size = batch_size
         self.sampler = DistributedSampler(source.dataset, num_replicas=world_size, rank=rank,
                                           shuffle=shuffle, seed=seed, drop_last=True)
-        self._skip = _SkipSampler(self.sampler)
+        self._batches = _BatchSampler(self.sampler, batch_size)
         # A private generator: creating a DataLoader iterator then never draws from the
         # global RNG, whose state (dropout) must be restorable exactly on resume.
         self.loader = DataLoader(
-            source.dataset, batch_size=batch_size, sampler=self._skip, drop_last=True,
-            collate_fn=source.collate, num_workers=num_workers, pin_memory=pin_memory,
+            _BatchReader(source.dataset), batch_size=None, sampler=self._batches,
+            collate_fn=_as_is, num_workers=num_workers, pin_memory=pin_memory,
             generator=torch.Generator().manual_seed(seed),
-            persistent_workers=False,
+            persistent_workers=num_workers > 0,
         )
-        self.batches_per_epoch = len(self.sampler) // batch_size
+        self.batches_per_epoch = self._batches.batches_per_epoch
         self.epoch = 0
         self.batch = 0
 
@@ -171,17 +269,13 @@ class BatchStream:
         return {"epoch": self.epoch, "batch": self.batch}
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        while True:
-            self.sampler.set_epoch(self.epoch)
-            if hasattr(self.source.dataset, "set_epoch"):
-                # SequenceDataset draws its random offsets per (seed, epoch, row).
-                self.source.dataset.set_epoch(self.epoch)
-            self._skip.skip = self.batch * self.batch_size
-            for batch in self.loader:
-                self.batch += 1
-                if self.batch == self.batches_per_epoch:
-                    self.epoch, self.batch = self.epoch + 1, 0
-                yield batch
+        self._batches.epoch, self._batches.batch, self._batches.endless = self.epoch, self.batch, True
+        # The workers read ahead; the position counts what was handed out.
+        for batch in self.loader:
+            self.batch += 1
+            if self.batch == self.batches_per_epoch:
+                self.epoch, self.batch = self.epoch + 1, 0
+            yield _tensors(batch)
 
     def seek(self, position: dict[str, int]) -> None:
         """Continue from a :attr:`position` (before iterating)."""
@@ -189,15 +283,14 @@ class BatchStream:
         if not 0 <= batch < self.batches_per_epoch:
             raise ValueError(f"data position {position} is outside an epoch of "
                              f"{self.batches_per_epoch} batches (different data or batch size?)")
+        if epoch < 0:
+            raise ValueError(f"data position {position} has a negative epoch")
         self.epoch, self.batch = epoch, batch
 
     def one_pass(self, max_batches: int | None = None) -> Iterator[dict[str, torch.Tensor]]:
         """Iterate epoch 0 from its start once (validation), up to ``max_batches``."""
-        self.sampler.set_epoch(0)
-        if hasattr(self.source.dataset, "set_epoch"):
-            self.source.dataset.set_epoch(0)
-        self._skip.skip = 0
-        return itertools.islice(iter(self.loader), max_batches)
+        self._batches.epoch, self._batches.batch, self._batches.endless = 0, 0, False
+        return map(_tensors, itertools.islice(iter(self.loader), max_batches))
 
 
 def shard_has_split(path: str | os.PathLike, split: str) -> bool:
