@@ -144,10 +144,11 @@ class _BatchSampler(Sampler):
 
 
 # How a batch leaves a worker. torch sends each tensor through a shared-memory segment of
-# its own (created, mapped, its descriptor passed and mapped again: ~0.5 ms a tensor on a
-# VM, more under a sandboxed kernel); a NumPy array is pickled through the worker's pipe,
-# several times faster for micro-batches of tens to hundreds of KiB. Above this size the
-# copy through the pipe costs more than the segment (benchmarks/bench_loader.py).
+# its own (created, mapped, its descriptor passed and mapped again: ~0.5 ms a tensor); a
+# NumPy array is pickled through the worker's pipe. For 256 x 82-165 token batches the pipe
+# gives 2.2-3.4x the rows/s (benchmarks/results/loader*.md, on a VM and on an H200 host);
+# from about 512 KiB up the copies through the pipe cost more than the segment (measured
+# on the VM: 420 KiB 4x faster by pipe, 845 KiB 1.3x slower).
 _PIPE_MAX_BYTES = 512 << 10
 
 
