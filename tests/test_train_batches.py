@@ -299,3 +299,24 @@ def test_bad_input_errors(shards, tok, seqs):
     stream = BatchStream(source, 4)
     with pytest.raises(ValueError, match="outside an epoch of 9 batches"):
         stream.seek({"epoch": 0, "batch": 9})
+
+
+def test_close_stops_persistent_workers_and_the_stream_goes_on(shards):
+    source = open_source(shards, "pretrain")
+    reference = [b["input_ids"] for b in itertools.islice(BatchStream(source, 6, seed=2), 9)]
+    stream = BatchStream(source, 6, seed=2, num_workers=2)
+    it = iter(stream)
+    first = [next(it)["input_ids"] for _ in range(4)]
+    workers = list(stream.loader._iterator._workers)
+    assert len(workers) == 2 and all(w.is_alive() for w in workers)
+    stream.close()
+    for w in workers:
+        w.join(timeout=10)
+    assert not any(w.is_alive() for w in workers)
+    stream.close()  # idempotent
+    # Iterating again continues from the position, with new workers.
+    with stream:
+        rest = [b["input_ids"] for b in itertools.islice(iter(stream), 5)]
+    for a, b in zip(reference, first + rest):
+        assert torch.equal(a, b)
+    assert stream.loader._iterator is None

@@ -293,6 +293,26 @@ class BatchStream:
         self._batches.epoch, self._batches.batch, self._batches.endless = 0, 0, False
         return map(_tensors, itertools.islice(iter(self.loader), max_batches))
 
+    def close(self) -> None:
+        """Stop the worker processes now rather than when the stream is garbage-collected.
+
+        The stream stays usable: the next iteration starts new workers. Idempotent.
+        """
+        # Persistent workers belong to the DataLoader's cached iterator; shutting it down
+        # is what its finaliser would do.
+        iterator = getattr(self.loader, "_iterator", None)
+        if iterator is not None:
+            shutdown = getattr(iterator, "_shutdown_workers", None)
+            if shutdown is not None:
+                shutdown()
+            self.loader._iterator = None
+
+    def __enter__(self) -> "BatchStream":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
 
 def shard_has_split(path: str | os.PathLike, split: str) -> bool:
     """Whether a shard directory lists ``split`` (False when it has no manifest)."""

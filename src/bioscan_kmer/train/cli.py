@@ -49,7 +49,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    help="validation split ('auto': 'val' when present; 'none' disables)")
     g.add_argument("--val-every", type=int, default=200)
     g.add_argument("--val-batches", type=int, default=20)
-    g.add_argument("--num-workers", type=int, default=2, help="DataLoader workers per process")
+    g.add_argument("--num-workers", type=int, default=0,
+                   help="DataLoader workers per process (default 0: whole-batch reads outrun the GPU)")
     g = p.add_argument_group("run")
     g.add_argument("--ckpt-every", type=int, default=500)
     g.add_argument("--log-every", type=int, default=10)

@@ -348,6 +348,7 @@ class Trainer:
                 if self.on_step is not None:
                     self.on_step(self.step, record)
         finally:
+            self.stream.close()  # the loader's persistent workers
             if bar is not None:
                 bar.close()
             if log is not None:
