@@ -139,12 +139,35 @@ def _block_forward_compute_residual(self, x, attn_mask):
     return self.ffn_norm(x + self.drop(f)).to(f.dtype)
 
 
+def _keep(attn_mask, B, T, device):
+    """The (B, T) key mask of the encoder's (B, 1, 1, T) SDPA mask."""
+    if attn_mask is None:
+        return torch.ones(B, T, dtype=torch.uint8, device=device)
+    return attn_mask[:, 0, 0, :]
+
+
+_SDPA_FORWARD = enc.SelfAttention.forward
+
+
+def _attention_forward_triton(self, x, attn_mask):
+    from triton_attention import short_row_attention, supported
+
+    B, T, C = x.shape
+    if not (x.is_cuda and supported(T, C // self.num_heads)):
+        return _SDPA_FORWARD(self, x, attn_mask)
+    y = short_row_attention(self.qkv(x), _keep(attn_mask, B, T, x.device), self.num_heads,
+                            self.attention_dropout if self.training else 0.0)
+    return self.out(y)
+
+
 @contextlib.contextmanager
 def variant(attention: str, residual: str):
     """Patch the encoder's blocks for one step variant; restored on exit."""
     saved = enc.SelfAttention.forward, enc.Block.forward
     if attention == "matmul":
         enc.SelfAttention.forward = _attention_forward_matmul
+    if attention == "triton":
+        enc.SelfAttention.forward = _attention_forward_triton
     if residual == "compute":
         enc.Block.forward = _block_forward_compute_residual
     try:
@@ -186,7 +209,14 @@ def attention(B: int, T: int, H: int, D: int, pad_from: int) -> dict:
             return y.transpose(1, 2).reshape(B, T, C)
         return torch.compile(f) if compiled else f
 
+    def short_rows(p):
+        from triton_attention import short_row_attention
+
+        return lambda: short_row_attention(qkv, mask, H, p)
+
     variants = {
+        "triton short-row p=0.1": short_rows(0.1),
+        "triton short-row p=0": short_rows(0.0),
         "sdpa bool mask p=0.1": sdpa(bool4, 0.1),
         "sdpa bool mask p=0": sdpa(bool4, 0.0),
         "sdpa no mask p=0.1": sdpa(None, 0.1),
@@ -209,15 +239,17 @@ def attention(B: int, T: int, H: int, D: int, pad_from: int) -> dict:
     # Agreement at real positions (dropout 0), output and input gradient.
     try:
         outs = []
-        for fn in (variants["sdpa bool mask p=0"], variants["matmul compiled p=0"]):
+        for fn in (variants["sdpa bool mask p=0"], variants["matmul compiled p=0"], variants["triton short-row p=0"]):
             y = fn()
             y.backward(grad)
             outs.append((y.detach().float(), qkv.grad.float()))
             qkv.grad = None
         real = mask.bool()
-        (ya, ga), (yb, gb) = outs
+        (ya, ga), (yb, gb), (yc, gc) = outs
         res["matmul_vs_sdpa_out_rel"] = ((yb - ya)[real].norm() / ya[real].norm()).item()
         res["matmul_vs_sdpa_grad_rel"] = ((gb - ga)[real].norm() / ga[real].norm()).item()
+        res["triton_vs_sdpa_out_rel"] = ((yc - ya)[real].norm() / ya[real].norm()).item()
+        res["triton_vs_sdpa_grad_rel"] = ((gc - ga)[real].norm() / ga[real].norm()).item()
     except Exception as e:  # noqa: BLE001
         res["agreement_error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
     return res
@@ -341,6 +373,9 @@ def main(argv=None) -> None:
                 print("loader", json.dumps(r), flush=True)
         B, big = args.batch, 2 * args.batch
         plan = [("barcodebert-4-12-12", B, "sdpa", "float32", "default"),
+                ("barcodebert-4-12-12", B, "triton", "float32", None),
+                ("barcodebert-4-12-12", B, "triton", "float32", "default"),
+                ("barcodebert-4-12-12", B, "triton", "compute", "default"),
                 ("barcodebert-4-12-12", B, "sdpa", "compute", "default"),
                 ("barcodebert-4-12-12", big, "sdpa", "compute", "default"),
                 ("bioscan5m-8-4-4", B, "sdpa", "float32", "default"),
