@@ -20,6 +20,10 @@ on a GPU or on the CPU through Triton's interpreter (float32 there):
 
     TRITON_INTERPRET=1 python benchmarks/triton_attention.py --check
     python benchmarks/triton_attention.py --check            # on a CUDA machine, bf16 too
+    python benchmarks/triton_attention.py --resources        # sm_90 registers/spills, no GPU needed
+
+(Triton is not a dependency of the project; on a CPU machine ``pip install triton`` into a
+separate environment for these checks.)
 """
 
 from __future__ import annotations
@@ -125,25 +129,27 @@ def _bwd_q_kernel(QKV, DO, KEEP, SEED, LSE, DELTA, DQKV, s_qb, s_qt, s_kb, s_ob,
     b = bh // H
     h = bh % H
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
-    offs_n = tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, D)
     base = QKV + b * s_qb + h * D
     row_ok = offs_m[:, None] < T
-    col_ok = offs_n[:, None] < T
     q = tl.load(base + offs_m[:, None] * s_qt + offs_d[None, :], mask=row_ok, other=0.0)
-    k = tl.load(base + C + offs_n[:, None] * s_qt + offs_d[None, :], mask=col_ok, other=0.0)
-    v = tl.load(base + 2 * C + offs_n[:, None] * s_qt + offs_d[None, :], mask=col_ok, other=0.0)
     do = tl.load(DO + b * s_ob + offs_m[:, None] * s_ot + h * D + offs_d[None, :], mask=row_ok, other=0.0)
-    keep = tl.load(KEEP + b * s_kb + offs_n, mask=offs_n < T, other=0)
     lse = tl.load(LSE + bh * T + offs_m, mask=offs_m < T, other=0.0)
     delta = tl.load(DELTA + bh * T + offs_m, mask=offs_m < T, other=0.0)
     seed = tl.load(SEED) if DROPOUT else 0
-    p, z = _probs(q, k, keep, lse, offs_m, offs_n, bh, T, sm_scale, p_drop, seed, DROPOUT)
-    dp = tl.dot(do, tl.trans(v)) * z
-    ds = p * (dp - delta[:, None])
-    dq = tl.dot(ds.to(k.dtype), k) * sm_scale
-    tl.store(DQKV + b * s_qb + offs_m[:, None] * s_qt + h * D + offs_d[None, :], dq.to(DQKV.dtype.element_ty),
-             mask=row_ok)
+    dq = tl.zeros((BLOCK_M, D), dtype=tl.float32)
+    for start_n in range(0, T, BLOCK_N):
+        offs_n = start_n + tl.arange(0, BLOCK_N)
+        col_ok = offs_n[:, None] < T
+        k = tl.load(base + C + offs_n[:, None] * s_qt + offs_d[None, :], mask=col_ok, other=0.0)
+        v = tl.load(base + 2 * C + offs_n[:, None] * s_qt + offs_d[None, :], mask=col_ok, other=0.0)
+        keep = tl.load(KEEP + b * s_kb + offs_n, mask=offs_n < T, other=0)
+        p, z = _probs(q, k, keep, lse, offs_m, offs_n, bh, T, sm_scale, p_drop, seed, DROPOUT)
+        dp = tl.dot(do, tl.trans(v)) * z
+        ds = p * (dp - delta[:, None])
+        dq += tl.dot(ds.to(k.dtype), k)
+    tl.store(DQKV + b * s_qb + offs_m[:, None] * s_qt + h * D + offs_d[None, :],
+             (dq * sm_scale).to(DQKV.dtype.element_ty), mask=row_ok)
 
 
 @triton.jit
@@ -162,8 +168,13 @@ def supported(T: int, head_dim: int) -> bool:
 
 
 def _blocks(T: int, interpret: bool) -> tuple[int, int]:
-    block_n = max(16, triton.next_power_of_2(T))
-    return (16 if interpret else 64), block_n
+    """(query/key tile, full key block): 64-row tiles on a GPU, 16 in the CPU interpreter.
+
+    Chosen from the compiled sm_90 code (cuobjdump resource usage, no GPU needed): with 8
+    warps the forward (64 x 256 scores), the dK/dV kernel (64 x 64 tiles) and the dQ kernel
+    (64 x 64 tiles) use wgmma and spill no registers; 4 warps or 128-row tiles spill.
+    """
+    return (16 if interpret else 64), max(16, triton.next_power_of_2(T))
 
 
 class ShortRowAttention(torch.autograd.Function):
@@ -204,13 +215,13 @@ class ShortRowAttention(torch.autograd.Function):
         # delta = rowsum(dO * O) per (row, head, position): (B, H, T) float32.
         delta = (dout.float() * out.float()).view(B, T, H, D).sum(-1).transpose(1, 2).contiguous()
         dqkv = torch.empty_like(qkv)
-        block_m, block_n = _blocks(T, qkv.device.type == "cpu")
+        block_m, _ = _blocks(T, qkv.device.type == "cpu")
         args = (qkv, dout, keep, seed, lse, delta, dqkv, qkv.stride(0), qkv.stride(1), keep.stride(0),
                 dout.stride(0), dout.stride(1), H, C, 1.0 / math.sqrt(D), p_drop)
         _bwd_kv_kernel[(triton.cdiv(T, block_m), B * H)](
-            *args, T=T, D=D, BLOCK_M=block_m, BLOCK_N=block_m, DROPOUT=p_drop > 0.0, num_warps=4)
+            *args, T=T, D=D, BLOCK_M=block_m, BLOCK_N=block_m, DROPOUT=p_drop > 0.0, num_warps=8)
         _bwd_q_kernel[(triton.cdiv(T, block_m), B * H)](
-            *args, T=T, D=D, BLOCK_M=block_m, BLOCK_N=block_n, DROPOUT=p_drop > 0.0, num_warps=8)
+            *args, T=T, D=D, BLOCK_M=block_m, BLOCK_N=block_m, DROPOUT=p_drop > 0.0, num_warps=8)
         return dqkv, None, None, None
 
 
@@ -275,10 +286,46 @@ def check(device: str, dtype: torch.dtype) -> None:
     print("ok")
 
 
+def resources(T: int = 165, D: int = 64) -> None:
+    """Compile the kernels for sm_90 (no GPU needed) and print registers, spills and wgmma use."""
+    import os
+    import subprocess
+    import tempfile
+
+    import triton.backends.nvidia as nvidia
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    cuobjdump = os.path.join(os.path.dirname(nvidia.__file__), "bin", "cuobjdump")
+    scalars = {"s_qb": "i32", "s_qt": "i32", "s_kb": "i32", "s_ob": "i32", "s_ot": "i32", "H": "i32", "C": "i32",
+               "sm_scale": "fp32", "p_drop": "fp32"}
+    fwd_ptrs = {"QKV": "*bf16", "KEEP": "*u8", "SEED": "*i64", "O": "*bf16", "LSE": "*fp32"}
+    bwd_ptrs = {"QKV": "*bf16", "DO": "*bf16", "KEEP": "*u8", "SEED": "*i64", "LSE": "*fp32", "DELTA": "*fp32",
+                "DQKV": "*bf16"}
+    block_m, block_n = _blocks(T, False)
+    for fn, ptrs, bn in ((_fwd_kernel, fwd_ptrs, block_n), (_bwd_kv_kernel, bwd_ptrs, block_m),
+                         (_bwd_q_kernel, bwd_ptrs, block_m)):
+        consts = dict(T=T, D=D, BLOCK_M=block_m, BLOCK_N=bn, DROPOUT=True)
+        signature = {n: ptrs.get(n) or scalars.get(n) or "constexpr" for n in fn.arg_names}
+        kernel = triton.compile(ASTSource(fn=fn, signature=signature, constexprs=consts),
+                                target=GPUTarget("cuda", 90, 32), options={"num_warps": 8})
+        with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
+            f.write(kernel.asm["cubin"])
+            f.flush()
+            usage = subprocess.run([cuobjdump, "--dump-resource-usage", f.name], capture_output=True, text=True).stdout
+            sass = subprocess.run([cuobjdump, "--dump-sass", f.name], capture_output=True, text=True).stdout
+        line = next(x.strip() for x in usage.splitlines() if "REG:" in x)
+        print(f"{fn.__name__}: {' '.join(line.split()[:2])}, shared {kernel.metadata.shared} B, "
+              f"wgmma {sass.count('HGMMA')}, local stores {sass.count('STL')}")
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--check", action="store_true", help="compare with a float64 reference, forward and gradients")
+    p.add_argument("--resources", action="store_true", help="compile for sm_90 and print registers and spills")
     args = p.parse_args(argv)
+    if args.resources:
+        resources()
     if args.check:
         if torch.cuda.is_available():
             check("cuda", torch.float32)
