@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import EncoderConfig
+from .losses import linear_cross_entropy
 
 __all__ = ["Encoder", "MaskedLM", "IGNORE_INDEX"]
 
@@ -232,6 +233,10 @@ class ClassifierHead(nn.Module):
         # decoder_weight is unused: this head owns its weights (kept for one call signature).
         return self.proj(self.drop(hidden))  # (B, T, K)
 
+    def output_layer(self, hidden: torch.Tensor, decoder_weight: torch.Tensor | None = None):
+        """(features (B, T, C), weight (K, C), bias (K,)) with ``forward = features W^T + b``."""
+        return self.drop(hidden), self.proj.weight, self.proj.bias
+
 
 class LMHead(nn.Module):
     """``BertForMaskedLM``'s head; the decoder is tied to the token embedding.
@@ -251,6 +256,10 @@ class LMHead(nn.Module):
         h = self.norm(F.gelu(self.dense(hidden)))  # (B, T, C)
         logits = F.linear(h, decoder_weight, self.bias)  # (B, T, V)
         return logits[..., self.kmers]  # (B, T, K)
+
+    def output_layer(self, hidden: torch.Tensor, decoder_weight: torch.Tensor):
+        """(features (B, T, C), weight (K, C), bias (K,)) with ``forward = features W^T + b``."""
+        return self.norm(F.gelu(self.dense(hidden))), decoder_weight[self.kmers], self.bias[self.kmers]
 
 
 class MaskedLM(nn.Module):
@@ -279,7 +288,8 @@ class MaskedLM(nn.Module):
         labels: torch.Tensor | None = None,
         *,
         reduction: str = "mean",
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        loss_chunk_rows: int | None = None,
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Score every position over the k-mer classes.
 
         Parameters
@@ -292,23 +302,38 @@ class MaskedLM(nn.Module):
         reduction : {"mean", "sum"}
             Cross-entropy reduction over labelled positions. The training loop uses "sum"
             and divides by the labelled count of the whole (distributed) step itself.
+        loss_chunk_rows : int, optional
+            With labels: compute the loss with
+            :func:`bioscan_kmer.model.losses.linear_cross_entropy`, this many positions at a
+            time, never holding the (B, T, K) logits (for large K such as 8-4-4's 65,536);
+            the logits are then not returned (None).
 
         Returns
         -------
-        logits : Tensor (B, T, K)
+        logits : Tensor (B, T, K), or None with ``loss_chunk_rows``
         loss : Tensor () or None
             Computed in float32 even under autocast; None without labels.
         """
         hidden = self.encoder(input_ids, attention_mask)  # (B, T, C)
         # The LM head's decoder is the token embedding (weight tying, as in BERT).
-        logits = self.head(hidden, self.encoder.embeddings.tokens.weight)  # (B, T, K)
-        loss = None
+        decoder = self.encoder.embeddings.tokens.weight
         if labels is not None:
             if labels.shape != input_ids.shape:
                 raise ValueError(f"labels shape {tuple(labels.shape)} differs from input_ids "
                                  f"shape {tuple(input_ids.shape)}")
             if reduction not in ("mean", "sum"):
                 raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+        if labels is not None and loss_chunk_rows is not None:
+            features, weight, bias = self.head.output_layer(hidden, decoder)  # (B, T, C), (K, C), (K,)
+            flat = labels.reshape(-1)  # (B*T,)
+            loss = linear_cross_entropy(features.reshape(-1, features.shape[-1]), weight, bias, flat,
+                                        ignore_index=IGNORE_INDEX, chunk_rows=loss_chunk_rows)
+            if reduction == "mean":
+                loss = loss / (flat != IGNORE_INDEX).sum().clamp_min(1)
+            return None, loss
+        logits = self.head(hidden, decoder)  # (B, T, K)
+        loss = None
+        if labels is not None:
             loss = F.cross_entropy(
                 logits.float().view(-1, logits.shape[-1]),  # (B*T, K)
                 labels.reshape(-1),  # (B*T,)

@@ -57,6 +57,9 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--device", default=None, help="cuda, cuda:N or cpu (default: cuda if available)")
     g.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto")
     g.add_argument("--compile", action="store_true", help="use torch.compile")
+    g.add_argument("--loss-chunk-rows", type=int, default=None, metavar="N",
+                   help="compute the loss N positions at a time without the full logits "
+                        "(saves memory for 8-4-4's 65,536-way output)")
     g.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -95,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
             val_split=None if str(args.val_split).lower() == "none" else args.val_split,
             val_every=args.val_every, val_batches=args.val_batches, ckpt_every=args.ckpt_every,
             log_every=args.log_every, seed=args.seed, device=args.device, precision=args.precision,
-            compile=args.compile, num_workers=args.num_workers, threads=args.threads,
+            compile=args.compile, loss_chunk_rows=args.loss_chunk_rows, num_workers=args.num_workers,
+            threads=args.threads,
             progress=not args.no_progress,
         )
         result = pretrain(args.data, args.out, train_config=cfg, resume=args.resume)

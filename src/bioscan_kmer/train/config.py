@@ -17,7 +17,7 @@ _PRECISIONS = ("auto", "bf16", "fp32")
 #: watched or how fast it goes, never what it computes.
 RESUMABLE_CHANGES = frozenset({
     "progress", "num_workers", "log_every", "val_every", "val_batches", "ckpt_every",
-    "compile", "threads", "device",
+    "compile", "threads", "device", "loss_chunk_rows",
 })
 
 
@@ -76,6 +76,11 @@ class TrainConfig:
         "auto": bf16 autocast on CUDA, fp32 on the CPU.
     compile : bool
         Wrap the model in ``torch.compile``.
+    loss_chunk_rows : int, optional
+        Compute the masked-LM loss of this many positions at a time without materialising
+        the (batch, positions, k-mers) logits (:func:`bioscan_kmer.model.losses.linear_cross_entropy`):
+        for 8-4-4's 65,536-way output, where the logits dominate memory. Same loss up to
+        float rounding.
     num_workers : int
         DataLoader worker processes.
     random_offset : bool
@@ -111,6 +116,7 @@ class TrainConfig:
     device: str | None = None
     precision: str = "auto"
     compile: bool = False
+    loss_chunk_rows: int | None = None
     num_workers: int = 0
     random_offset: bool = True
     threads: int | None = None
@@ -146,6 +152,10 @@ class TrainConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.precision not in _PRECISIONS:
             raise ValueError(f"precision must be one of {_PRECISIONS}, got {self.precision!r}")
+        if self.loss_chunk_rows is not None and (not isinstance(self.loss_chunk_rows, int)
+                                                 or isinstance(self.loss_chunk_rows, bool)
+                                                 or self.loss_chunk_rows < 1):
+            raise ValueError(f"loss_chunk_rows must be a positive int or None, got {self.loss_chunk_rows!r}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))

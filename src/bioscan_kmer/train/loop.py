@@ -402,7 +402,8 @@ class Trainer:
             sync = self.model.no_sync() if (info.enabled and not last) else contextlib.nullcontext()
             with sync:
                 with self.autocast():
-                    _, loss_sum = self.model(masked, mask, labels, reduction="sum")
+                    _, loss_sum = self.model(masked, mask, labels, reduction="sum",
+                                             loss_chunk_rows=cfg.loss_chunk_rows)
                 (loss_sum * scale).backward()
             total += loss_sum.detach().double()
         if cfg.clip_grad is not None:
@@ -434,7 +435,8 @@ class Trainer:
                 masked, labels = apply_masking(cfg.mask_recipe, ids, mask, self.mcfg, generator=gen,
                                                ratio=cfg.mask_ratio, row_shard=(info.rank, info.world_size))
                 with self.autocast():
-                    _, loss_sum = self.raw_model(masked, mask, labels, reduction="sum")
+                    _, loss_sum = self.raw_model(masked, mask, labels, reduction="sum",
+                                                 loss_chunk_rows=cfg.loss_chunk_rows)
                 total += loss_sum.double()
                 count += (labels != IGNORE_INDEX).sum()
         finally:
