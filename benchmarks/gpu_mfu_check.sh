@@ -3,7 +3,8 @@
 # machine, about 7 minutes): builds the core in place, runs the CUDA-only tests, checks the
 # Triton short-row attention against a float64 reference (float32 and bf16), then
 # gpu_mfu_probe.py: attention variants alone, the loader, and the compiled step with SDPA,
-# the Triton kernel and a bf16 residual stream. Results go to $OUT (default /tmp).
+# the Triton kernel and a bf16 residual stream, and 8-4-4 with the chunked loss (also timed
+# alone by bench_head_loss.py). Results go to $OUT (default /tmp).
 OUT=${OUT:-/tmp}
 export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1
 python -V; nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
@@ -14,5 +15,6 @@ fi
 timeout 90 python -m pytest -q -p no:cacheprovider tests/test_model_encoder.py tests/test_train_loop.py \
   tests/test_train_batches.py -k cuda 2>&1 | tail -4
 timeout 120 python benchmarks/triton_attention.py --check 2>&1 | tail -8
+timeout 90 python benchmarks/bench_head_loss.py --rows 20992 --chunks 4096 8192 --repeats 5 --out "$OUT" 2>&1 | tail -6
 timeout 380 python benchmarks/gpu_mfu_probe.py --out "$OUT" --skip-ceilings --budget 280 2>&1 \
   | tee "$OUT/probe.log" | grep -v '^step \|^attention\|^loader {'

@@ -297,10 +297,10 @@ def profile_steps(trainer, batches, steps: int = 3) -> dict:
 
 
 def train_step_run(shards: Path, preset: str, batch: int, attention_kind: str, residual: str,
-                   compile_mode: str | None, out: Path, steps: int = 15, warmup: int = 5, workers: int = 6,
-                   profile: bool = True) -> dict:
+                   compile_mode: str | None, out: Path, steps: int = 15, warmup: int = 5, workers: int = 0,
+                   profile: bool = True, loss_chunk_rows: int | None = None) -> dict:
     torch._dynamo.reset()
-    cfg = TrainConfig(preset=preset, steps=10**6, batch_size=batch, compile=False,
+    cfg = TrainConfig(preset=preset, steps=10**6, batch_size=batch, compile=False, loss_chunk_rows=loss_chunk_rows,
                       num_workers=workers, device="cuda", progress=False, val_split=None, lr=1e-4)
     info = DistInfo(0, 1, 0, torch.device("cuda"), False)
     trainer = Trainer(cfg, info, str(shards), out, None, None, None, False, None)
@@ -321,7 +321,7 @@ def train_step_run(shards: Path, preset: str, batch: int, attention_kind: str, r
     T = trainer.source.seq_len
     tps = batch * T / dt
     row = {"preset": preset, "batch": batch, "attention": attention_kind, "residual": residual,
-           "compile": compile_mode, "step_ms": round(1000 * dt, 2), "tokens_per_s": round(tps),
+           "compile": compile_mode, "loss_chunk_rows": loss_chunk_rows, "step_ms": round(1000 * dt, 2), "tokens_per_s": round(tps),
            "mfu": round(estimate_mfu(trainer.mcfg, T, tps, device="cuda"), 4),
            "peak_mem_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
            "warmup_s": round(first, 1), "gflop_per_token": flops_per_token(trainer.mcfg, T) / 1e9}
@@ -379,20 +379,22 @@ def main(argv=None) -> None:
                 ("barcodebert-4-12-12", B, "sdpa", "compute", "default"),
                 ("barcodebert-4-12-12", big, "sdpa", "compute", "default"),
                 ("bioscan5m-8-4-4", B, "sdpa", "float32", "default"),
+                ("bioscan5m-8-4-4", B, "sdpa", "float32", "default", 4096),
                 ("barcodebert-4-12-12", B, "sdpa", "float32", None)]
         if args.matmul:
             plan += [("barcodebert-4-12-12", B, "matmul", "float32", "default"),
                      ("barcodebert-4-12-12", B, "matmul", "compute", "default")]
         if args.autotune:
             plan.append(("barcodebert-4-12-12", B, "matmul", "compute", "max-autotune-no-cudagraphs"))
-        for preset, batch, kind, residual, mode in plan:
+        for preset, batch, kind, residual, mode, *chunk in plan:
             if elapsed() > args.budget:
                 print(f"skipped {preset} {batch} {kind} {residual} {mode}: {elapsed():.0f} s used", flush=True)
                 continue
             try:
                 with variant(kind, residual):
                     row = train_step_run(shards[preset], preset, batch, kind, residual, mode, Path(tmp) / "run",
-                                         profile=mode != "max-autotune-no-cudagraphs")
+                                         profile=mode != "max-autotune-no-cudagraphs",
+                                         loss_chunk_rows=chunk[0] if chunk else None)
             except Exception as e:  # noqa: BLE001
                 row = {"preset": preset, "batch": batch, "attention": kind, "residual": residual, "compile": mode,
                        "error": f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"}
@@ -409,7 +411,8 @@ def main(argv=None) -> None:
         print(f"matmul 8192: {c['matmul_8192_tflops']:.0f} TFLOP/s; GEMM floor of a 4-12-12 step at batch "
               f"{args.batch}: {c['gemm_floor_ms']:.1f} ms")
     for r in runs:
-        head = f"{r['preset']:>20} {r['batch']:>4} {r['attention']:>6} {r['residual']:>7} {str(r['compile']):>8}"
+        head = (f"{r['preset']:>20} {r['batch']:>4} {r['attention']:>6} {r['residual']:>7} {str(r['compile']):>8}"
+                f" chunks={r.get('loss_chunk_rows')}")
         if "error" in r:
             print(f"{head}  ERROR {r['error']}")
             continue
