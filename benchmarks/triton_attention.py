@@ -86,6 +86,28 @@ def _probs(q, k, keep, lse, offs_m, offs_n, bh, T, sm_scale, p_drop, seed, DROPO
 
 
 @triton.jit
+def _query_rows(DO, LSE, DELTA, base, b, h, bh, offs_m, offs_d, s_qt, s_ob, s_ot, T: tl.constexpr,
+                D: tl.constexpr):
+    """q, dO, log-sum-exp and delta of a block of query positions (zeros past T)."""
+    row_ok = offs_m[:, None] < T
+    q = tl.load(base + offs_m[:, None] * s_qt + offs_d[None, :], mask=row_ok, other=0.0)
+    do = tl.load(DO + b * s_ob + offs_m[:, None] * s_ot + h * D + offs_d[None, :], mask=row_ok, other=0.0)
+    lse = tl.load(LSE + bh * T + offs_m, mask=offs_m < T, other=0.0)
+    delta = tl.load(DELTA + bh * T + offs_m, mask=offs_m < T, other=0.0)
+    return q, do, lse, delta
+
+
+@triton.jit
+def _key_rows(KEEP, base, b, offs_n, offs_d, s_qt, s_kb, C, T: tl.constexpr):
+    """k, v and the keep flags of a block of key positions (zeros past T)."""
+    col_ok = offs_n[:, None] < T
+    k = tl.load(base + C + offs_n[:, None] * s_qt + offs_d[None, :], mask=col_ok, other=0.0)
+    v = tl.load(base + 2 * C + offs_n[:, None] * s_qt + offs_d[None, :], mask=col_ok, other=0.0)
+    keep = tl.load(KEEP + b * s_kb + offs_n, mask=offs_n < T, other=0)
+    return k, v, keep
+
+
+@triton.jit
 def _bwd_kv_kernel(QKV, DO, KEEP, SEED, LSE, DELTA, DQKV, s_qb, s_qt, s_kb, s_ob, s_ot, H, C,
                    sm_scale, p_drop, T: tl.constexpr, D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
                    DROPOUT: tl.constexpr):
@@ -96,28 +118,21 @@ def _bwd_kv_kernel(QKV, DO, KEEP, SEED, LSE, DELTA, DQKV, s_qb, s_qt, s_kb, s_ob
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, D)
     base = QKV + b * s_qb + h * D
-    col_ok = offs_n[:, None] < T
-    k = tl.load(base + C + offs_n[:, None] * s_qt + offs_d[None, :], mask=col_ok, other=0.0)
-    v = tl.load(base + 2 * C + offs_n[:, None] * s_qt + offs_d[None, :], mask=col_ok, other=0.0)
-    keep = tl.load(KEEP + b * s_kb + offs_n, mask=offs_n < T, other=0)
+    k, v, keep = _key_rows(KEEP, base, b, offs_n, offs_d, s_qt, s_kb, C, T)
     seed = tl.load(SEED) if DROPOUT else 0
     dk = tl.zeros((BLOCK_N, D), dtype=tl.float32)
     dv = tl.zeros((BLOCK_N, D), dtype=tl.float32)
     for start_m in range(0, T, BLOCK_M):
         offs_m = start_m + tl.arange(0, BLOCK_M)
-        row_ok = offs_m[:, None] < T
-        q = tl.load(base + offs_m[:, None] * s_qt + offs_d[None, :], mask=row_ok, other=0.0)
-        do = tl.load(DO + b * s_ob + offs_m[:, None] * s_ot + h * D + offs_d[None, :], mask=row_ok, other=0.0)
-        lse = tl.load(LSE + bh * T + offs_m, mask=offs_m < T, other=0.0)
-        delta = tl.load(DELTA + bh * T + offs_m, mask=offs_m < T, other=0.0)
+        q, do, lse, delta = _query_rows(DO, LSE, DELTA, base, b, h, bh, offs_m, offs_d, s_qt, s_ob, s_ot, T, D)
         p, z = _probs(q, k, keep, lse, offs_m, offs_n, bh, T, sm_scale, p_drop, seed, DROPOUT)
         dv += tl.dot(tl.trans((p * z).to(do.dtype)), do)
         dp = tl.dot(do, tl.trans(v)) * z
         ds = p * (dp - delta[:, None])
         dk += tl.dot(tl.trans(ds.to(q.dtype)), q)
     out = DQKV + b * s_qb + offs_n[:, None] * s_qt + h * D + offs_d[None, :]
-    tl.store(out + C, (dk * sm_scale).to(DQKV.dtype.element_ty), mask=col_ok)
-    tl.store(out + 2 * C, dv.to(DQKV.dtype.element_ty), mask=col_ok)
+    tl.store(out + C, (dk * sm_scale).to(DQKV.dtype.element_ty), mask=offs_n[:, None] < T)
+    tl.store(out + 2 * C, dv.to(DQKV.dtype.element_ty), mask=offs_n[:, None] < T)
 
 
 @triton.jit
@@ -131,25 +146,18 @@ def _bwd_q_kernel(QKV, DO, KEEP, SEED, LSE, DELTA, DQKV, s_qb, s_qt, s_kb, s_ob,
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, D)
     base = QKV + b * s_qb + h * D
-    row_ok = offs_m[:, None] < T
-    q = tl.load(base + offs_m[:, None] * s_qt + offs_d[None, :], mask=row_ok, other=0.0)
-    do = tl.load(DO + b * s_ob + offs_m[:, None] * s_ot + h * D + offs_d[None, :], mask=row_ok, other=0.0)
-    lse = tl.load(LSE + bh * T + offs_m, mask=offs_m < T, other=0.0)
-    delta = tl.load(DELTA + bh * T + offs_m, mask=offs_m < T, other=0.0)
+    q, do, lse, delta = _query_rows(DO, LSE, DELTA, base, b, h, bh, offs_m, offs_d, s_qt, s_ob, s_ot, T, D)
     seed = tl.load(SEED) if DROPOUT else 0
     dq = tl.zeros((BLOCK_M, D), dtype=tl.float32)
     for start_n in range(0, T, BLOCK_N):
         offs_n = start_n + tl.arange(0, BLOCK_N)
-        col_ok = offs_n[:, None] < T
-        k = tl.load(base + C + offs_n[:, None] * s_qt + offs_d[None, :], mask=col_ok, other=0.0)
-        v = tl.load(base + 2 * C + offs_n[:, None] * s_qt + offs_d[None, :], mask=col_ok, other=0.0)
-        keep = tl.load(KEEP + b * s_kb + offs_n, mask=offs_n < T, other=0)
+        k, v, keep = _key_rows(KEEP, base, b, offs_n, offs_d, s_qt, s_kb, C, T)
         p, z = _probs(q, k, keep, lse, offs_m, offs_n, bh, T, sm_scale, p_drop, seed, DROPOUT)
         dp = tl.dot(do, tl.trans(v)) * z
         ds = p * (dp - delta[:, None])
         dq += tl.dot(ds.to(k.dtype), k)
     tl.store(DQKV + b * s_qb + offs_m[:, None] * s_qt + h * D + offs_d[None, :],
-             (dq * sm_scale).to(DQKV.dtype.element_ty), mask=row_ok)
+             (dq * sm_scale).to(DQKV.dtype.element_ty), mask=offs_m[:, None] < T)
 
 
 @triton.jit
