@@ -283,7 +283,8 @@ def check(device: str, dtype: torch.dtype) -> None:
         ref_in = qkv.detach().double().requires_grad_(True)
         ref = reference(ref_in, keep, H, p_drop, draws)
         ref.backward(grad.double())
-        tol = 1e-4 if dtype == torch.float32 else 2e-2
+        # float32 dots run as tf32 on a GPU (Triton's default), exactly in the interpreter.
+        tol = 2e-2 if dtype != torch.float32 else (5e-3 if device == "cuda" else 1e-4)
         err_o = ((out.double() - ref).norm() / ref.norm()).item()
         err_g = ((qkv.grad.double() - ref_in.grad).norm() / ref_in.grad.norm()).item()
         print(f"B={B} T={T} H={H} D={D} p={p_drop} {dtype}: out rel err {err_o:.2e}, grad rel err {err_g:.2e}")
