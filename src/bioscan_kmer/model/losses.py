@@ -31,10 +31,10 @@ class _LinearCrossEntropy(torch.autograd.Function):
             else hidden.dtype
         want_h, want_w, want_b = ctx.needs_input_grad[:3]
         want = want_h or want_w or want_b
-        w = weight.to(dtype)
-        b = bias.to(torch.promote_types(dtype, torch.float32)) if bias is not None else None
-        N = hidden.shape[0]
         acc = torch.promote_types(dtype, torch.float32)  # float32, or float64 for float64 inputs
+        w = weight.to(dtype)
+        b = bias.to(acc) if bias is not None else None
+        N = hidden.shape[0]
         total = torch.zeros((), device=hidden.device, dtype=acc)
         grad_h = torch.empty_like(hidden) if want_h else None
         grad_w = torch.zeros(weight.shape, device=weight.device, dtype=acc) if want_w else None
@@ -72,10 +72,9 @@ class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out):
         grad_h, grad_w, grad_b = ctx.saved_tensors
-        scale = grad_out
-        dh = grad_h * scale.to(grad_h.dtype) if grad_h is not None else None
-        dw = (grad_w * scale).to(ctx.weight_dtype) if grad_w is not None else None
-        db = (grad_b * scale).to(ctx.bias_dtype) if grad_b is not None else None
+        dh = grad_h * grad_out.to(grad_h.dtype) if grad_h is not None else None
+        dw = (grad_w * grad_out).to(ctx.weight_dtype) if grad_w is not None else None
+        db = (grad_b * grad_out).to(ctx.bias_dtype) if grad_b is not None else None
         return dh, dw, db, None, None, None
 
 
@@ -107,6 +106,6 @@ def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, bias: torch
         raise ValueError(f"labels shape {tuple(labels.shape)} differs from ({hidden.shape[0]},)")
     if bias is not None and bias.shape != weight.shape[:1]:
         raise ValueError(f"bias shape {tuple(bias.shape)} differs from ({weight.shape[0]},)")
-    if not isinstance(chunk_rows, int) or chunk_rows < 1:
+    if not isinstance(chunk_rows, int) or isinstance(chunk_rows, bool) or chunk_rows < 1:
         raise ValueError(f"chunk_rows must be a positive int, got {chunk_rows!r}")
     return _LinearCrossEntropy.apply(hidden, weight, bias, labels, ignore_index, chunk_rows)
