@@ -58,17 +58,35 @@ def free_port() -> int:
 
 
 def ddp_worker(rank: int, world_size: int, port: int, kwargs: dict) -> None:
-    """Entry point of one process of a gloo DDP test run (spawned; must be importable)."""
+    """Entry point of one process of a gloo DDP test run (spawned; must be importable).
+
+    Checks that ``pretrain`` left the process group and freed its DDP wrapper, then ends
+    the process with ``os._exit``: what the test covers is done, and the interpreter's
+    shutdown (c10d's and gloo's static destructors, in an order torch decides) is not
+    ours to test. A crash before that point still fails the test, and faulthandler then
+    prints every thread's Python stack to the captured stderr.
+    """
+    import faulthandler
+    import gc
     import os
+    import sys
 
     import torch
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
 
+    faulthandler.enable(all_threads=True)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
     from bioscan_kmer.train import pretrain
 
     pretrain(**kwargs)
+    assert not dist.is_initialized(), f"rank {rank}: pretrain() did not leave the process group"
+    alive = [o for o in gc.get_objects() if isinstance(o, DistributedDataParallel)]
+    assert not alive, f"rank {rank}: {len(alive)} DDP module(s) outlive pretrain()"
+    sys.stdout.flush(), sys.stderr.flush()
+    os._exit(0)
 
 
 @contextlib.contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -67,8 +68,17 @@ def setup_distributed(requested_device: str | None = None) -> DistInfo:
 
 
 def teardown_distributed(info: DistInfo) -> None:
-    """Leave the process group if :func:`setup_distributed` created it."""
+    """Leave the process group if :func:`setup_distributed` created it.
+
+    ``destroy_process_group`` only forgets c10d's own references; a DDP module that is still
+    alive keeps the group, its gloo threads and their pending work. An object in a
+    reference cycle (a frame kept by a traceback, a module and its hooks) may live until
+    interpreter shutdown, and gloo work freed there can abort the process after the run
+    has finished (pytorch/pytorch#179291). Collecting first ends the group while the
+    interpreter is fully alive; the caller must have dropped its own references.
+    """
     if info.initialized_here and dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
 
 

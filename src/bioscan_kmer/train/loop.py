@@ -108,13 +108,18 @@ def pretrain(
         raise TypeError("give either train_config or keyword settings, not both")
     info = setup_distributed(train_config.device)
     threads_before = torch.get_num_threads()
+    trainer = None
     try:
         if train_config.threads is not None:
             torch.set_num_threads(train_config.threads)
-        return Trainer(train_config, info, data, Path(out_dir), model_config, tokenizer, val_data,
-                    resume, on_step).run()
+        trainer = Trainer(train_config, info, data, Path(out_dir), model_config, tokenizer, val_data,
+                          resume, on_step)
+        return trainer.run()
     finally:
         torch.set_num_threads(threads_before)
+        # The DDP wrapper holds the process group: drop it here, so that leaving the group
+        # really ends it now rather than at interpreter shutdown (see teardown_distributed).
+        trainer = None
         teardown_distributed(info)
 
 
