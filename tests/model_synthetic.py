@@ -85,7 +85,8 @@ def ddp_worker(rank: int, world_size: int, port: int, kwargs: dict) -> None:
     assert not dist.is_initialized(), f"rank {rank}: pretrain() did not leave the process group"
     alive = [o for o in gc.get_objects() if isinstance(o, DistributedDataParallel)]
     assert not alive, f"rank {rank}: {len(alive)} DDP module(s) outlive pretrain()"
-    sys.stdout.flush(), sys.stderr.flush()
+    sys.stdout.flush()
+    sys.stderr.flush()
     os._exit(0)
 
 
