@@ -31,25 +31,6 @@ def _fingerprint(path: Path) -> dict:
     return {"path": str(path.resolve()), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
-def _read_any(path: str, columns=None):
-    """Metadata CSV/TSV, BOLD TSV or FASTA, by content and extension."""
-    from bioscan_kmer.data.reading import read_bold_tsv, read_fasta, read_metadata
-
-    p = Path(path)
-    if p.suffix.lower() in (".fa", ".fasta", ".fna", ".fas"):
-        return read_fasta(p)
-    if p.suffix.lower() == ".parquet":
-        import pandas as pd
-
-        return pd.read_parquet(p, columns=columns)
-    if p.exists() and p.is_file():
-        with open(p, encoding="utf-8", errors="replace") as fh:
-            header = fh.readline()
-        if "\t" in header and ("bin_uri" in header or "nuc" in header.split("\t") or "sequence" in header):
-            return read_bold_tsv(p, columns=columns)
-    return read_metadata(p, columns=columns)
-
-
 def _write_table(df, path: str) -> Path:
     from bioscan_kmer.data.reading import write_fasta, write_metadata_csv
 
@@ -81,9 +62,11 @@ def cmd_synth(args) -> int:
 
 def cmd_clean(args) -> int:
     from bioscan_kmer import clean
-    from tqdm.auto import tqdm
+    from bioscan_kmer._progress import progress_bar
 
-    df = _read_any(args.input)
+    from bioscan_kmer.data.reading import read_any
+
+    df = read_any(args.input)
     if args.column not in df.columns:
         raise UsageError(f"{args.input}: no column {args.column!r}")
     seqs = df[args.column]
@@ -92,7 +75,7 @@ def cmd_clean(args) -> int:
         raise UsageError(f"{args.input}: row {i} has no {args.column}")
     out = []
     step = 200_000
-    with tqdm(total=len(df), desc="clean", unit="seq", disable=args.quiet) as bar:
+    with progress_bar(total=len(df), desc="clean", unit="seq", disable=args.quiet) as bar:
         for s in range(0, len(df), step):
             try:
                 out.extend(clean(seqs.iloc[s:s + step], gaps=args.gaps, iupac=args.iupac,
@@ -114,7 +97,9 @@ def cmd_stats(args) -> int:
     from bioscan_kmer.data.statistics import dataset_statistics, format_statistics, save_statistics
     from bioscan_kmer.data.schema import RANKS
 
-    df = _read_any(args.input, columns=[*RANKS, "dna_barcode"])
+    from bioscan_kmer.data.reading import read_any
+
+    df = read_any(args.input, columns=[*RANKS, "dna_barcode"])
     table = dataset_statistics(df)
     print(format_statistics(table, "markdown" if args.markdown else "text"), end="")
     if args.out_dir:
@@ -126,7 +111,9 @@ def cmd_stats(args) -> int:
 def cmd_split(args) -> int:
     from bioscan_kmer.data.splits import partition, split_summary
 
-    df = _read_any(args.input)
+    from bioscan_kmer.data.reading import read_any
+
+    df = read_any(args.input)
     df["split"] = partition(df, seed=args.seed, progress=not args.quiet)
     print(split_summary(df, df["split"]).to_string(index=False))
     if args.output:
@@ -139,7 +126,9 @@ def cmd_prepare(args) -> int:
     from bioscan_kmer.data.prepare import prepare_shards
 
     path = Path(args.input)
-    df = _read_any(args.input)
+    from bioscan_kmer.data.reading import read_any
+
+    df = read_any(args.input)
     result = prepare_shards(
         df, args.output, k=args.k, max_len=args.max_len, preset=args.preset,
         splits=args.splits, seed=args.seed, fingerprint=_fingerprint(path) if path.is_file() else None,

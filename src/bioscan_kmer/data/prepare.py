@@ -127,12 +127,12 @@ def prepare_shards(
         ids_all[rank], maps[rank] = label_codes(df[rank])
     raw = _barcodes(df["dna_barcode"])
 
-    from tqdm.auto import tqdm
+    from bioscan_kmer._progress import progress_bar
 
     payload = {}
     rows = {}
     cat_names: dict = {}
-    for name in tqdm(wanted, desc="prepare", disable=not progress, unit="split"):
+    for name in progress_bar(wanted, desc="prepare", disable=not progress, unit="split"):
         if name == "pretrain":
             sel = rows_of(("pretrain", "other_heldout"))
             _check_present(raw, sel)

@@ -23,6 +23,7 @@ from bioscan_kmer.data.schema import DTYPES, RANKS
 
 __all__ = [
     "DataFileError",
+    "read_any",
     "read_metadata",
     "read_bold_tsv",
     "iter_fasta",
@@ -394,3 +395,34 @@ def write_metadata_csv(df: pd.DataFrame, path) -> Path:
     with replacing(path) as tmp:
         pcsv.write_csv(table, tmp, write_options=pcsv.WriteOptions(quoting_style="needed"))
     return path
+
+
+FASTA_SUFFIXES = (".fa", ".fasta", ".fna", ".fas")
+
+
+def read_any(path, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """Read a metadata CSV/TSV, a BOLD TSV, a FASTA or a Parquet file, told apart by
+    extension and header.
+
+    Parameters
+    ----------
+    path : str or path-like
+    columns : sequence of str, optional
+        Columns to load (BIOSCAN-5M names); FASTA files always give all of theirs.
+
+    Raises
+    ------
+    DataFileError
+        As the reader chosen raises it.
+    """
+    p = Path(os.fspath(path))
+    if p.suffix.lower() in FASTA_SUFFIXES:
+        return read_fasta(p)
+    if p.suffix.lower() == ".parquet":
+        return pd.read_parquet(p, columns=columns)
+    if p.exists() and p.is_file():
+        with open(p, encoding="utf-8", errors="replace") as fh:
+            header = fh.readline()
+        if "\t" in header and ("bin_uri" in header or "nuc" in header.split("\t") or "sequence" in header):
+            return read_bold_tsv(p, columns=columns)
+    return read_metadata(p, columns=columns)

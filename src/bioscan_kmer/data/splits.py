@@ -334,12 +334,12 @@ def partition(df: pd.DataFrame, seed: int = 0, *, progress: bool = False) -> pd.
     def open_rows(mask):
         return np.flatnonzero(mask & (barcode_split[barcode_codes] == ""))
 
-    from tqdm.auto import tqdm
+    from bioscan_kmer._progress import progress_bar
 
     def run_stage(mask, name, stage, target_fn, lower_fn, upper_fn, cap_fn, soft2):
         rng = np.random.default_rng([seed, stage])
         groups = pool.groups(open_rows(mask), rng)
-        for _, bcs, sizes, n_sp in tqdm(groups, desc=name, disable=not progress, leave=False):
+        for _, bcs, sizes, n_sp in progress_bar(groups, desc=name, disable=not progress, leave=False):
             target = target_fn(n_sp)
             if target == 0 or len(bcs) < 2:
                 continue

@@ -163,7 +163,7 @@ def edit_distance_nn(key_seqs, query_seqs, *, q: int = 4, progress: bool = False
     q : int
         q-gram length of the bound.
     progress : bool
-        tqdm bar over distinct queries.
+        progress bar over distinct queries.
 
     Returns
     -------
@@ -200,9 +200,9 @@ def edit_distance_nn(key_seqs, query_seqs, *, q: int = 4, progress: bool = False
     best_d = np.empty(len(uqueries), dtype=np.int64)
     it = range(len(uqueries))
     if progress:
-        from tqdm.auto import tqdm
+        from bioscan_kmer._progress import progress_bar
 
-        it = tqdm(it, desc="edit-distance 1-NN", unit="query")
+        it = progress_bar(it, desc="edit-distance 1-NN", unit="query")
     for i in it:
         qs = uqueries[i]
         l1 = np.abs(kprof - qprof[i]).sum(axis=1)

@@ -50,7 +50,7 @@ def batched_apply(fn, arrays, *, batch_size: int = 256, device=None, progress: b
     device : optional
         Torch device; CUDA when present by default.
     progress : bool
-        tqdm bar over rows.
+        progress bar over rows.
     desc : str
         Bar label.
     dtypes : sequence of torch.dtype, optional
@@ -75,9 +75,9 @@ def batched_apply(fn, arrays, *, batch_size: int = 256, device=None, progress: b
     out = []
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from bioscan_kmer._progress import progress_bar
 
-        bar = tqdm(total=n, desc=desc, unit="seq")
+        bar = progress_bar(total=n, desc=desc, unit="seq")
     with torch.inference_mode():
         for s in range(0, n, batch_size):
             batch = [torch.as_tensor(a[s : s + batch_size]).to(dev, dt, non_blocking=True)
@@ -154,9 +154,9 @@ def embed_sequences(model, tokenizer, seqs, *, batch_size: int = 256, device=Non
     parts = []
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from bioscan_kmer._progress import progress_bar
 
-        bar = tqdm(total=len(seqs), desc="embedding", unit="seq")
+        bar = progress_bar(total=len(seqs), desc="embedding", unit="seq")
     for s in range(0, len(seqs), chunk):
         enc = tokenizer(seqs[s : s + chunk], return_tensors="np")
         parts.append(embed_tokens(model, enc["input_ids"], enc["attention_mask"],

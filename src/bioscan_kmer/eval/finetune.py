@@ -110,7 +110,7 @@ def fine_tune(
     device : optional
         Torch device, CUDA when present by default.
     progress : bool
-        tqdm bar over epochs.
+        progress bar over epochs.
     topk : tuple of int
         Extra top-k test accuracies to report.
 
@@ -161,9 +161,9 @@ def fine_tune(
 
     epochs_iter = range(1, epochs + 1)
     if progress:
-        from tqdm.auto import tqdm
+        from bioscan_kmer._progress import progress_bar
 
-        epochs_iter = tqdm(epochs_iter, desc="fine-tuning", unit="epoch")
+        epochs_iter = progress_bar(epochs_iter, desc="fine-tuning", unit="epoch")
     best_acc, best_epoch, best_state = -1.0, 0, None
     val_curve, losses = [], []
     for epoch in epochs_iter:

@@ -79,7 +79,7 @@ def cosine_knn(
     device : str or torch.device, optional
         Torch device; default CUDA if available, else CPU.
     progress : bool, default False
-        Show a tqdm bar over blocks.
+        Show a progress bar over blocks.
 
     Returns
     -------
@@ -106,9 +106,9 @@ def cosine_knn(
     sim_out = np.empty((n_q, k), dtype=np.float32)
     starts = range(0, n_q, block_size)
     if progress:
-        from tqdm.auto import tqdm
+        from bioscan_kmer._progress import progress_bar
 
-        starts = tqdm(starts, desc="nearest neighbours", unit="block")
+        starts = progress_bar(starts, desc="nearest neighbours", unit="block")
 
     if backend == "torch":
         import torch

@@ -88,7 +88,7 @@ class TrainConfig:
     threads : int, optional
         ``torch.set_num_threads`` for CPU runs.
     progress : bool
-        Show a tqdm bar (rank 0 only). Off by default in the Python API (quiet library
+        Show a progress bar (rank 0 only). Off by default in the Python API (quiet library
         calls); the command line turns it on.
     """
 

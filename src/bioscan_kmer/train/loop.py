@@ -285,9 +285,9 @@ class Trainer:
         self.state = None  # the checkpoint's tensors are restored; free them
         bar = None
         if cfg.progress and info.is_main:
-            from tqdm import tqdm
+            from bioscan_kmer._progress import progress_bar
 
-            bar = tqdm(total=cfg.steps, initial=self.step, desc="pretrain", unit="step", dynamic_ncols=True)
+            bar = progress_bar(total=cfg.steps, initial=self.step, desc="pretrain", unit="step", dynamic_ncols=True)
         batches = iter(self.stream)
         window_loss = torch.zeros((), device=self.device, dtype=torch.float64)
         window_count = torch.zeros((), device=self.device, dtype=torch.int64)
