@@ -158,22 +158,16 @@ class Sequences {
         if (!s->keep_) throw py::error_already_set();
         PyObject* tup = s->keep_.ptr();
         const Py_ssize_t n = PyTuple_GET_SIZE(tup);
+        const bool any_bytes = check_row_types(tup);
         s->views_.resize(static_cast<size_t>(n));
-        bool any_bytes = false;
         for (Py_ssize_t i = 0; i < n; ++i) {
             PyObject* item = PyTuple_GET_ITEM(tup, i);
             if (PyUnicode_Check(item)) {
                 if (!PyUnicode_IS_ASCII(item)) throw_non_ascii_str(i, item);
                 s->views_[i] = std::string_view(static_cast<const char*>(PyUnicode_DATA(item)),
                                                 static_cast<size_t>(PyUnicode_GET_LENGTH(item)));
-            } else if (PyBytes_Check(item)) {
-                s->views_[i] = std::string_view(PyBytes_AS_STRING(item), static_cast<size_t>(PyBytes_GET_SIZE(item)));
-                any_bytes = true;
-            } else if (item == Py_None) {
-                throw py::type_error("row " + std::to_string(i) + ": sequence is None (missing)");
             } else {
-                throw py::type_error("row " + std::to_string(i) + ": expected str or bytes, got " +
-                                     std::string(Py_TYPE(item)->tp_name));
+                s->views_[i] = std::string_view(PyBytes_AS_STRING(item), static_cast<size_t>(PyBytes_GET_SIZE(item)));
             }
         }
         if (any_bytes) s->check_ascii();
@@ -230,6 +224,32 @@ class Sequences {
     size_t size() const { return views_.size(); }
 
   private:
+    // Every row is str, or every row is bytes (returns true for bytes); anything else is
+    // a TypeError naming the first bad row. Checked before any row is read so that the
+    // error does not depend on the rows' contents. Mixing is refused because "ACGT" and
+    // b"ACGT" are unequal in Python but are the same bytes to the core: unique would
+    // merge them and break uniques[inverse[i]] == seqs[i].
+    static bool check_row_types(PyObject* tup) {
+        const Py_ssize_t n = PyTuple_GET_SIZE(tup);
+        bool first_is_bytes = false;
+        for (Py_ssize_t i = 0; i < n; ++i) {
+            PyObject* item = PyTuple_GET_ITEM(tup, i);
+            const bool is_str = PyUnicode_Check(item), is_bytes = !is_str && PyBytes_Check(item);
+            if (!is_str && !is_bytes) {
+                if (item == Py_None) throw py::type_error("row " + std::to_string(i) + ": sequence is None (missing)");
+                throw py::type_error("row " + std::to_string(i) + ": expected str or bytes, got " +
+                                     std::string(Py_TYPE(item)->tp_name));
+            }
+            if (i == 0) first_is_bytes = is_bytes;
+            else if (is_bytes != first_is_bytes)
+                throw py::type_error("row " + std::to_string(i) + ": " + (is_bytes ? "bytes" : "str") +
+                                     " among " + (is_bytes ? "str" : "bytes") +
+                                     " rows (row 0 is " + (is_bytes ? "str" : "bytes") +
+                                     "); pass every sequence as str or every one as bytes");
+        }
+        return first_is_bytes;
+    }
+
     static std::shared_ptr<Sequences> from_bytes_array(py::array arr) {
         auto s = std::make_shared<Sequences>();
         arr = py::array::ensure(arr, py::array::c_style);

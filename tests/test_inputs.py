@@ -76,6 +76,14 @@ def test_list_input_reuses_the_original_string_objects():
     ("ACGT", TypeError, "single string"),
     ({"a": 1}, TypeError, "expected a list"),
     (pa.array([1, 2]), TypeError, "Arrow array of strings"),
+    # str and bytes: unique once merged "ACGT" with b"ACGT" (unequal in Python).
+    (["ACGT", b"ACGT"], TypeError, r"row 1: bytes among str rows \(row 0 is str\)"),
+    ([b"AC", b"GT", "AC"], TypeError, r"row 2: str among bytes rows \(row 0 is bytes\)"),
+    (np.array(["AC", "GT", b"AC"], dtype=object), TypeError, "row 2: bytes among str"),
+    (pd.Series([b"AC", "AC"], dtype=object), TypeError, "row 1: str among bytes"),
+    # The rows' types are checked before their contents.
+    (["ACGé", b"AC"], TypeError, "row 1: bytes among str"),
+    ([b"\xffAC", "AC"], TypeError, "row 1: str among bytes"),
 ])
 @pytest.mark.parametrize("fn", ["tokenize", "clean", "unique", "kmer_counts"])
 def test_bad_rows_raise_naming_the_row(bad, exc, match, fn):

@@ -34,11 +34,29 @@ def test_unique_large_input_and_threads():
     assert base[2].sum() == len(seqs)
 
 
-def test_unique_empty_strings_and_prefixes_are_distinct():
-    seqs = ["", "A", "AA", "", "A\x00"[:1], "AAAAAAAAAAAAAAAAA", "AAAAAAAAAAAAAAAAB"]
+@pytest.mark.parametrize("kind", ["list", "bytes", "numpy_U", "numpy_S", "pandas_arrow", "pyarrow"])
+def test_unique_empty_strings_nul_bytes_and_prefixes_are_distinct(kind):
+    from fuzz.targets import as_container
+
+    # A row holding NUL must not end at it ("A\x00" is not "A"), nor a NUL inside a
+    # row be taken as padding ("A\x00C"); NumPy drops only trailing NULs of its own.
+    rows = ["", "A", "AA", "", "A\x00", "A\x00C", "A", "AAAAAAAAAAAAAAAAA", "AAAAAAAAAAAAAAAAB", "A\x00"]
+    seqs, seen = as_container(rows, kind)
     u, inv, c = bk.unique(seqs)
-    assert u == ["", "A", "AA", "AAAAAAAAAAAAAAAAA", "AAAAAAAAAAAAAAAAB"]
-    assert inv.tolist() == [0, 1, 2, 0, 1, 3, 4]
+    want_u, want_inv, want_c = ref.unique(seen)
+    got_u = [x.decode("latin-1") if isinstance(x, bytes) else str(x) for x in list(u)]
+    assert got_u == want_u and inv.tolist() == want_inv and c.tolist() == want_c
+    if kind != "numpy_S" and kind != "numpy_U":
+        assert want_u == ["", "A", "AA", "A\x00", "A\x00C", "AAAAAAAAAAAAAAAAA", "AAAAAAAAAAAAAAAAB"]
+
+
+def test_unique_refuses_str_mixed_with_bytes():
+    # Merging them broke uniques[inverse[i]] == seqs[i]: "ACGT" != b"ACGT" in Python.
+    with pytest.raises(TypeError, match="row 1: bytes among str rows"):
+        bk.unique(["ACGT", b"ACGT"])
+    for seqs in (["ACGT", "ACGT"], [b"ACGT", b"ACGT"]):
+        u, inv, _ = bk.unique(seqs)
+        assert all(u[inv[i]] == s for i, s in enumerate(seqs))
 
 
 def test_unique_empty_input():
