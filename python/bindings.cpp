@@ -379,6 +379,9 @@ py::tuple tokenize(const Sequences& seqs, int k, int stride, int64_t max_len, py
     }
     const int64_t pad_to = pad_to_max_len ? max_len : bk::longest_bases(seqs.views(), offs, offset, max_len);
     const int64_t L = bk::row_length(spec, pad_to);
+    // The core writes native integers: another byte order would read back as garbage.
+    if (!dtype.attr("isnative").cast<bool>())
+        throw py::type_error("id dtype " + std::string(py::str(dtype)) + " is not in native byte order");
     py::array ids(dtype, std::vector<py::ssize_t>{n, L});
     py::array_t<uint8_t> mask(std::vector<py::ssize_t>{n, L});
     uint8_t* m = mask.mutable_data();
@@ -475,6 +478,8 @@ py::array kmer_counts(const Sequences& seqs, int k, bool per_row, py::dtype dtyp
         without_gil([&] { bk::kmer_counts_total(seqs.views(), k, p, threads); }, work_of(seqs.views()));
         return out;
     }
+    if (!dtype.attr("isnative").cast<bool>())
+        throw py::type_error("count dtype " + std::string(py::str(dtype)) + " is not in native byte order");
     const bool is32 = dtype.kind() == 'i' && dtype.itemsize() == 4;
     if (is32) {
         // A row of more than 2**31 bases could overflow an int32 count silently.

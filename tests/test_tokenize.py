@@ -150,6 +150,91 @@ def test_dtype_too_small_for_vocabulary_is_refused():
         bk.tokenize(["ACGT"], dtype=np.float32)
 
 
+# The byte order that is not this machine's, for each width the tokenizer offers.
+NON_NATIVE = [np.dtype(d).newbyteorder("S") for d in ("u2", "i2", "i4", "u4", "i8", "u8")]
+
+
+@pytest.mark.parametrize("dtype", NON_NATIVE, ids=str)
+def test_non_native_byte_order_holds_the_same_ids(dtype):
+    # The core once wrote native integers into a ">i8" array: byte-swapped garbage ids.
+    seqs = ["ACGTACGTGGCA", "TTTAN", "", "CCCCGGGGTTTTAAAA"]
+    want, want_mask = bk.tokenize(seqs, k=4, max_len=12)
+    ids, mask = bk.tokenize(seqs, k=4, max_len=12, dtype=dtype)
+    assert ids.dtype == dtype and not ids.dtype.isnative
+    assert ids.tolist() == want.tolist() and mask.tolist() == want_mask.tolist()
+    tok = bk.KmerTokenizer(k=4, max_len=12, dtype=dtype)
+    assert tok.dtype == dtype
+    row, row_mask = tok.encode(seqs[0])
+    assert row.dtype == dtype and row.tolist() == want[0].tolist()
+    assert tok(seqs)["input_ids"].tolist() == want.tolist()
+    other = bk.KmerTokenizer(k=4, max_len=12)(seqs, dtype=dtype)["input_ids"]
+    assert other.dtype == dtype and other.tolist() == want.tolist()
+    # The configuration keeps the byte order ("int64" alone would lose it).
+    assert bk.KmerTokenizer(**tok.config).dtype == dtype
+
+
+def test_non_native_byte_order_gives_native_torch_tensors():
+    torch = pytest.importorskip("torch")
+    seqs = ["ACGTACGTGGCA", "TTTAN"]
+    want = bk.tokenize(seqs, k=4, max_len=12)[0]
+    tok = bk.KmerTokenizer(k=4, max_len=12, dtype=np.dtype(np.int64).newbyteorder("S"))
+    ids = tok(seqs, return_tensors="pt")["input_ids"]
+    assert ids.dtype == torch.int64 and ids.tolist() == want.tolist()
+
+
+def test_the_core_refuses_a_non_native_dtype_itself():
+    from bioscan_kmer import _core
+
+    swapped = np.dtype(np.int64).newbyteorder("S")
+    with pytest.raises(TypeError, match="native byte order"):
+        _core.tokenize(_core.Sequences(["ACGT"]), k=4, stride=4, max_len=8, offset=0, preset=0,
+                       n_nucleotide=False, dtype=swapped, pad_to_max_len=True, add_special=True, threads=1)
+    with pytest.raises(TypeError, match="native byte order"):
+        _core.kmer_counts(_core.Sequences(["ACGT"]), k=2, per_row=True, dtype=np.dtype(np.int32).newbyteorder("S"),
+                          threads=1)
+
+
+def test_decode_takes_one_row_and_an_optional_mask():
+    torch = pytest.importorskip("torch")
+    tok = bk.KmerTokenizer(k=4, max_len=12)
+    pair = tok.encode("ACGTTTGA")
+    assert tok.decode(pair[0]) == "ACGT TTGA [UNK]"  # the padding is [UNK] in this preset
+    assert tok.decode(*pair) == "ACGTTTGA"  # the mask drops it
+    assert tok.decode(pair[0], mask=pair[1].astype(np.int32)) == "ACGTTTGA"
+    assert tok.decode(torch.as_tensor(pair[0]), torch.as_tensor(pair[1])) == "ACGTTTGA"
+    assert tok.decode(pair[0].tolist()) == tok.decode(tuple(pair[0].tolist())) == "ACGT TTGA [UNK]"
+    assert tok.decode([]) == ""
+
+
+@pytest.mark.parametrize("bad,match", [
+    ("pair", "pair of arrays"),
+    ("batch", "got a dict"),
+    ("2-D", r"one row \(1-D\)"),
+    ("text", "1-D"),
+    ("floats", "must hold integers"),
+    ("bools", "must hold integers"),
+    ("strings", "must hold integers"),
+])
+def test_decode_refuses_what_is_not_one_row_of_ids(bad, match):
+    tok = bk.KmerTokenizer(k=4, max_len=12)
+    ids, mask = tok.encode("ACGTTTGA")
+    value = {"pair": (ids, mask), "batch": tok(["ACGT"]), "2-D": ids[None], "text": "ACGT",
+             "floats": ids.astype(float), "bools": mask, "strings": ["ACGT"]}[bad]
+    with pytest.raises(TypeError, match=match):
+        tok.decode(value)
+
+
+def test_decode_checks_the_mask():
+    tok = bk.KmerTokenizer(k=4, max_len=12)
+    ids, mask = tok.encode("ACGTTTGA")
+    with pytest.raises(ValueError, match="2 entries for 3 ids"):
+        tok.decode(ids, mask[:2])
+    with pytest.raises(ValueError, match="booleans"):
+        tok.decode(ids, np.array([0, 2, 1]))
+    with pytest.raises(TypeError, match="mask must hold"):
+        tok.decode(ids, mask.astype(float))
+
+
 @pytest.mark.parametrize("mask_dtype", [np.int32, np.int64, np.uint8, np.bool_])
 def test_mask_dtype(mask_dtype):
     _, mask = bk.tokenize(["ACGTACGT"], max_len=12, mask_dtype=mask_dtype)
@@ -203,20 +288,26 @@ def test_results_do_not_depend_on_thread_count():
         np.testing.assert_array_equal(row_ids[0], base[0][i])
 
 
-def test_tokenizer_call_and_torch_tensors_share_memory():
+def test_tokenizer_call_and_torch_tensors_share_memory(monkeypatch):
     torch = pytest.importorskip("torch")  # installed by .ci/run; the skip is for minimal installs only
+    from bioscan_kmer import tokenizer as tokenizer_module
+
     tok = bk.KmerTokenizer(k=4)
+    np_batch = tok(["ACGT" * 10, "GGCC"])
+    # Keep the arrays the tokenizer computes, to check that the tensors are views of
+    # them (torch.from_numpy), not copies (torch.tensor).
+    computed = []
+    run = tokenizer_module._Spec.run
+    monkeypatch.setattr(tokenizer_module._Spec, "run", lambda self, *a: computed.append(run(self, *a)) or computed[-1])
     batch = tok(["ACGT" * 10, "GGCC"], return_tensors="pt")
     assert batch["input_ids"].dtype == torch.int64 and batch["input_ids"].shape == (2, 165)
-    np_batch = tok(["ACGT" * 10, "GGCC"])
-    np.testing.assert_array_equal(batch["input_ids"].numpy(), np_batch["input_ids"])
-    # torch.from_numpy shares the buffer: a write through the tensor shows in the array.
-    ids = batch["input_ids"]
-    assert np.shares_memory(ids.numpy(), ids.numpy())
-    arr = ids.numpy()
-    ids[0, 0] = 7
-    assert arr[0, 0] == 7
     assert batch["attention_mask"].dtype == torch.bool
+    np.testing.assert_array_equal(batch["input_ids"].numpy(), np_batch["input_ids"])
+    (ids, mask), = computed
+    assert np.shares_memory(batch["input_ids"].numpy(), ids)
+    assert np.shares_memory(batch["attention_mask"].numpy(), mask)
+    batch["input_ids"][0, 0] = 7  # a write through the tensor shows in the computed array
+    assert ids[0, 0] == 7
 
 
 def test_tokenizer_does_not_import_torch():

@@ -63,6 +63,9 @@ class _Spec:
 
     def run(self, seqs, offset, dtype, mask_dtype, threads):
         dt = self.id_dtype(dtype)
+        # The core writes native integers; another byte order (">i8" on x86) is honoured
+        # by one byte-swapping copy at the end, never by relabelling native bytes.
+        native = dt.newbyteorder("=")
         if isinstance(offset, (list, tuple)):
             offset = np.asarray(offset)
         if isinstance(offset, np.ndarray):
@@ -78,11 +81,13 @@ class _Spec:
             offset=offset if isinstance(offset, np.ndarray) else int(offset),
             preset=_PRESET_CODE[self.preset],
             n_nucleotide=self.n_nucleotide,
-            dtype=dt,
+            dtype=native,
             pad_to_max_len=self.padding,
             add_special=self.add_special_tokens,
             threads=resolve_threads(threads),
         )
+        if dt != native:
+            ids = ids.astype(dt)
         mdt = np.dtype(mask_dtype)
         if mdt == np.bool_:
             mask = mask.view(np.bool_)  # same bytes (0/1), no copy
@@ -135,7 +140,9 @@ def tokenize(
     n_nucleotide : bool
         Also give ids to k-mers holding ``N`` (after the 4**k pure ones).
     dtype : numpy dtype
-        Id dtype; refused if too small for the vocabulary (uint16 holds k <= 7).
+        Id dtype; refused if too small for the vocabulary (uint16 holds k <= 7). A
+        non-native byte order (``">i8"`` on a little-endian machine) is honoured: the
+        ids hold the same values, stored in that order (one extra copy).
     mask_dtype : numpy dtype
         Mask dtype (bool by default; BarcodeBERT's own mask is int32).
     padding : bool
@@ -154,6 +161,27 @@ def tokenize(
     """
     spec = _Spec(k, stride, max_len, preset, n_nucleotide, padding, add_special_tokens)
     return spec.run(seqs, offset, dtype, mask_dtype, threads)
+
+
+def _one_row(value: Any, name: str, kinds: str, what: str) -> np.ndarray:
+    """``value`` as a 1-D array of dtype kind ``kinds``, else a TypeError saying why."""
+    if isinstance(value, dict):
+        raise TypeError(f"{name} must be one row of {what}, got a dict (a batch? decode "
+                        "batch['input_ids'][i] with batch['attention_mask'][i])")
+    if (isinstance(value, (tuple, list)) and len(value) == 2
+            and all(np.ndim(v) >= 1 for v in value)):
+        raise TypeError(f"{name} must be one row of {what}, got a pair of arrays: pass the "
+                        "(ids, mask) of encode as two arguments, tok.decode(*tok.encode(seq))")
+    arr = np.asarray(value)
+    if arr.ndim != 1:
+        raise TypeError(f"{name} must be one row (1-D) of {what}, got shape {arr.shape}; "
+                        "decode each row of a batch on its own")
+    # An empty list becomes float64: nothing to decode, no reason to refuse it.
+    if arr.size == 0 and arr.dtype == np.float64 and not isinstance(value, np.ndarray):
+        arr = arr.astype(np.uint8)
+    if arr.dtype.kind not in kinds:
+        raise TypeError(f"{name} must hold {what}, got dtype {arr.dtype}")
+    return arr
 
 
 class KmerTokenizer:
@@ -240,7 +268,8 @@ class KmerTokenizer:
             "n_nucleotide": self.n_nucleotide,
             "padding": self.padding,
             "add_special_tokens": self.add_special_tokens,
-            "dtype": self.dtype.name,
+            # The name drops the byte order (">i8" is "int64"): keep it when it matters.
+            "dtype": self.dtype.name if self.dtype.isnative else self.dtype.str,
         }
 
     @property
@@ -287,29 +316,56 @@ class KmerTokenizer:
         seqs : sequences (see :func:`tokenize`)
         offset : int or array of int
         return_tensors : {None, "np", "pt"}
-            ``"pt"`` wraps the NumPy results as torch tensors without copying
-            (the mask is then int64 as Hugging Face models expect, the only copy).
+            ``"pt"`` wraps the NumPy results (ids and the bool mask) as torch tensors
+            without copying. Tensors have no byte order: a non-native id dtype gives
+            native tensors of the same values.
         dtype : numpy dtype, optional
             Overrides the tokenizer's id dtype for this call.
         """
         if return_tensors not in (None, "np", "pt"):
             raise ValueError(f'return_tensors must be None, "np" or "pt", got {return_tensors!r}')
-        ids, mask = self._spec.run(seqs, offset, self.dtype if dtype is None else dtype, np.bool_, threads)
+        dtype = self.dtype if dtype is None else dtype
+        if return_tensors == "pt":
+            dtype = np.dtype(dtype).newbyteorder("=")
+        ids, mask = self._spec.run(seqs, offset, dtype, np.bool_, threads)
         if return_tensors == "pt":
             import torch
 
             return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
         return {"input_ids": ids, "attention_mask": mask}
 
-    def decode(self, ids: Any, *, skip_special_tokens: bool = False) -> str:
-        """Turn ids back into text.
+    def decode(self, ids: Any, mask: Any = None, *, skip_special_tokens: bool = False) -> str:
+        """Turn one row of ids back into text.
 
         Non-overlapping k-mers (stride == k) concatenate into the sequence; otherwise the
         k-mers are joined with spaces. Special tokens appear as their names unless skipped.
+
+        Parameters
+        ----------
+        ids : 1-D array-like of int
+            One row: a NumPy array, a torch tensor or a list of ints.
+        mask : 1-D array-like of bool, optional
+            The row's mask; only the positions where it is true are decoded, which drops
+            the padding. ``tok.decode(*tok.encode(seq))`` passes both.
+        skip_special_tokens : bool
+
+        Raises
+        ------
+        TypeError
+            ``ids`` is not one row of integers (the ``(ids, mask)`` pair of
+            :meth:`encode` as one argument, a batch dict, a 2-D batch, text, floats), or
+            ``mask`` is not one row of booleans.
+        ValueError
+            An id outside the vocabulary, or a mask of another length.
         """
-        arr = np.asarray(ids).reshape(-1)
-        if arr.dtype.kind not in _INT_KINDS:
-            raise TypeError(f"ids must be integers, got dtype {arr.dtype}")
+        arr = _one_row(ids, "ids", _INT_KINDS, "integers")
+        if mask is not None:
+            keep = _one_row(mask, "mask", "b" + _INT_KINDS, "booleans (or 0/1)")
+            if len(keep) != len(arr):
+                raise ValueError(f"mask has {len(keep)} entries for {len(arr)} ids")
+            if keep.dtype.kind != "b" and keep.size and (keep.min() < 0 or keep.max() > 1):
+                raise ValueError("mask must hold booleans (or 0/1)")
+            arr = arr[keep.astype(bool)]
         preset = _PRESET_CODE[self.preset]
         parts: list[str] = []
         for i in arr.tolist():
