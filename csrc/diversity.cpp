@@ -16,19 +16,31 @@ double shannon(const double* counts, int64_t n, double base, double epsilon) {
     // the two passes must see the same values.
     const std::vector<double> own(counts, counts + n);
     counts = own.data();
-    double total = 0;
+    double total = 0, largest = 0;
     for (int64_t i = 0; i < n; ++i) {
         const double c = counts[i];
         if (!(c >= 0) || !std::isfinite(c))
             throw std::invalid_argument("counts must be finite and non-negative; entry " + std::to_string(i) +
                                         " is " + std::to_string(c));
         total += c;
+        largest = std::max(largest, c);
     }
     if (total <= 0) return std::numeric_limits<double>::quiet_NaN();
+    // Finite counts can sum past the largest double ([1e308, 1e308]); the index depends
+    // only on the proportions, so sum them scaled by the largest count instead. Sums
+    // that fit are left unscaled, keeping the usual results bit for bit.
+    double scale = 1;
+    if (!std::isfinite(total)) {
+        scale = largest;
+        total = 0;
+        for (int64_t i = 0; i < n; ++i) total += counts[i] / scale;
+    }
     double h = 0;
     for (int64_t i = 0; i < n; ++i) {
-        if (counts[i] == 0) continue;
-        const double p = counts[i] / total;
+        const double p = counts[i] / scale / total;
+        // Zero counts, and tiny ones whose share underflows to 0 ([1e308, 1e-300]):
+        // p log p -> 0, where 0 * log(0) would be NaN.
+        if (p == 0) continue;
         h -= p * std::log(p + epsilon);
     }
     return h / std::log(base);

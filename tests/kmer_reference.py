@@ -108,10 +108,14 @@ def kmer_counts(seq, k):
 
 
 def shannon(counts, base=math.e, epsilon=0.0):
-    total = sum(counts)
-    if total == 0:
+    # Proportions from counts scaled by the largest: [1e308, 1e308] must not overflow.
+    top = max(counts, default=0)
+    if top == 0:
         return math.nan
-    return -sum((c / total) * math.log(c / total + epsilon) for c in counts if c) / math.log(base)
+    scaled = [c / top for c in counts]
+    total = sum(scaled)
+    shares = [c / total for c in scaled]
+    return -sum(p * math.log(p + epsilon) for p in shares if p > 0) / math.log(base)
 
 
 def grouped_shannon(groups, items, base=2.0, epsilon=0.0):

@@ -24,6 +24,27 @@ def test_shannon_matches_scikit_bio(counts, base):
         assert got == pytest.approx(want, rel=1e-12, abs=1e-12)
 
 
+@pytest.mark.parametrize("counts,want", [
+    ([1e308, 1e308], math.log(2)),  # the sum overflows to inf: was NaN
+    ([1.7e308, 1.7e308, 1.7e308, 0], math.log(3)),
+    # 1e-300's share underflows to 0: 0 * log(0) was NaN.
+    ([1e308, 1e307, 0, 1e-300], -(10 / 11) * math.log(10 / 11) - (1 / 11) * math.log(1 / 11)),
+    ([5e-324, 5e-324], math.log(2)),  # subnormal counts
+])
+def test_shannon_of_huge_and_tiny_counts(counts, want):
+    got = bk.shannon(counts)
+    assert got == pytest.approx(want, rel=1e-12)
+    assert bk.shannon(counts, base=2) == pytest.approx(want / math.log(2), rel=1e-12)
+
+
+def test_shannon_scaling_leaves_ordinary_counts_bit_for_bit():
+    # Scaling applies only when the sum overflows: the usual path is unchanged.
+    counts = [3, 1, 4, 1, 5, 9, 2, 6]
+    total = sum(counts)
+    want = -sum((c / total) * math.log(c / total) for c in counts)
+    assert bk.shannon(counts) == want
+
+
 def test_shannon_default_base_is_e_and_errors():
     assert bk.shannon([1, 1]) == pytest.approx(math.log(2))
     assert math.isnan(bk.shannon([])) and math.isnan(bk.shannon([0, 0]))
