@@ -62,6 +62,57 @@ def test_label_codes_missing_and_empty():
     assert codes.tolist() == [] and labels == []
 
 
+# One table, every container, every coder: the same codes. Missing: None, NaN, "" and
+# whitespace-only (the rule of data/labels.py); " Aedes" (a label with a space) and
+# "aedes" are labels of their own, and so is a non-ASCII name.
+MIXED_LABELS = ["Culex", "", " ", None, np.nan, "Aedes", "Culex", "\t", "Aedés", "aedes", " Aedes", "Culex"]
+MIXED_WANT_LABELS = [" Aedes", "Aedes", "Aedés", "Culex", "aedes"]  # code-point order
+MIXED_WANT_CODES = [3, -1, -1, -1, -1, 1, 3, -1, 2, 4, 0, 3]
+
+
+def _label_containers():
+    text = [v if isinstance(v, str) else None for v in MIXED_LABELS]
+    return {
+        "object": pd.Series(MIXED_LABELS, dtype=object),
+        "arrow str (NaN)": pd.Series(MIXED_LABELS, dtype=STR_DTYPE),
+        "string[pyarrow] (NA)": pd.Series(text, dtype="string[pyarrow]"),
+        "string[python]": pd.Series(text, dtype="string[python]"),
+        "categorical": pd.Series(pd.Categorical(text, categories=["Culex", "", " ", "\t", "Zz unused", "Aedes",
+                                                                  "aedes", " Aedes", "Aedés"])),
+        "pyarrow": pa.array(text, type=pa.large_string()),
+        "list": list(MIXED_LABELS),
+    }
+
+
+@pytest.mark.parametrize("kind", list(_label_containers()))
+def test_every_label_coder_codes_the_same_table_the_same_way(kind):
+    import bioscan_kmer as bk
+    from bioscan_kmer.data import labels as data_labels
+    from bioscan_kmer.eval import labels as eval_labels
+
+    col = _label_containers()[kind]
+    want_codes = np.array(MIXED_WANT_CODES)
+    for coder in (label_codes, data_labels.label_codes):  # the old import path, and the home
+        codes, names = coder(col)
+        assert names == MIXED_WANT_LABELS and codes.tolist() == MIXED_WANT_CODES
+    assert data_labels.is_missing_label(col).tolist() == (want_codes < 0).tolist()
+    assert eval_labels.is_missing(col).tolist() == (want_codes < 0).tolist()
+    table = pd.DataFrame({"genus": col if not isinstance(col, pa.Array) else col.to_pandas()})
+    maps = label_maps(table, ("genus",))
+    assert maps == {"genus": MIXED_WANT_LABELS}
+    assert encode_labels(table, maps)["genus_id"].tolist() == MIXED_WANT_CODES
+    label_map = eval_labels.LabelMap.fit(col)
+    assert label_map.names == tuple(MIXED_WANT_LABELS) and label_map.encode(col).tolist() == MIXED_WANT_CODES
+    assert eval_labels.label_codes(table, ("genus",))["genus"].tolist() == MIXED_WANT_CODES
+    # grouped_shannon with labels drops the same rows: with one distinct item per row a
+    # group's index is log2 of its rows.
+    keys, values = bk.grouped_shannon(col, np.arange(len(MIXED_LABELS)))
+    got = {k: v for k, v in zip(list(keys), values) if not np.isnan(v)}
+    rows = np.bincount(want_codes[want_codes >= 0])
+    assert got == pytest.approx({name: np.log2(rows[i]) for i, name in enumerate(MIXED_WANT_LABELS)})
+    assert not set(map(str, keys)) & {"", " ", "\t", "nan", "None"}
+
+
 def test_take_on_chunked_arrays():
     rng = np.random.default_rng(0)
     values = [None if i % 7 == 0 else f"s{i}" * (i % 4) for i in range(500)]

@@ -115,6 +115,34 @@ def test_grouped_shannon_bad_input():
         bk.grouped_shannon(np.array([0]), np.array([0]), epsilon=-1)
 
 
+def test_uint64_codes_are_read_before_any_cast():
+    # uint64 values >= 2**63 wrapped to negative int64, i.e. silently became missing:
+    # [0.] instead of an error, and empty output when every group code was large.
+    big = np.array([2**63, 2**63 + 1, 2**63 + 2], dtype=np.uint64)
+    with pytest.raises(ValueError, match="items: integer codes must be dense.*9,223,372,036,854,775,810"):
+        bk.grouped_shannon(np.zeros(3, np.uint64), big)
+    with pytest.raises(ValueError, match="groups: integer codes must be dense.*9,223,372,036,854,775,810"):
+        bk.grouped_shannon(big, np.arange(3, dtype=np.uint64))
+    with pytest.raises(ValueError, match="must be dense"):
+        bk.grouped_shannon(pd.Series(big), np.arange(3))
+    # As labels they are distinct values: log2 3.
+    keys, values = bk.grouped_shannon(np.zeros(3, np.uint64), pd.Series(big, dtype=object))
+    assert values.tolist() == [pytest.approx(math.log2(3))]
+    keys, values = bk.grouped_shannon(np.array([0, 0, 1], np.uint64), np.array([5, 6, 5], np.uint64))
+    assert keys.tolist() == [0, 1] and values.tolist() == [1.0, 0.0]
+
+
+def test_missing_labels_are_the_same_in_every_container():
+    # A categorical "" counted as a label while an object "" was missing.
+    labels = ["a", "", " ", None, "a", "b"]
+    items = [1, 2, 3, 4, 5, 6]
+    want = bk.grouped_shannon(pd.Series(labels, dtype=object), items)
+    for col in (pd.Series(labels, dtype="category"), pd.Series(labels, dtype="string[pyarrow]"),
+                np.array(labels, dtype=object), labels):
+        keys, values = bk.grouped_shannon(col, items)
+        assert list(keys) == ["a", "b"] and values.tolist() == want[1].tolist() == [1.0, 0.0]
+
+
 def test_sparse_integer_codes_are_refused_with_advice():
     with pytest.raises(ValueError, match="must be dense"):
         bk.grouped_shannon(np.array([0, 10**12]), np.array([1, 2]))

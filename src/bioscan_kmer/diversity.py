@@ -45,26 +45,37 @@ def _codes(values: Any, name: str) -> tuple[np.ndarray, Any]:
     """Integer codes (negative = missing) and the key of each code."""
     arr = values if isinstance(values, np.ndarray) else None
     if arr is not None and arr.dtype.kind in "iu":
-        codes = arr.astype(np.int64, copy=False)
-        n = int(codes.max()) + 1 if codes.size and codes.max() >= 0 else 0
+        # Read the largest value before any cast: uint64 codes >= 2**63 would wrap to
+        # negative int64, i.e. silently become missing.
+        top = int(arr.max()) if arr.size else -1
+        n = top + 1 if top >= 0 else 0
         # Integer codes index a table of n entries: sparse codes (ids, hashes) would
         # ask for gigabytes. Such values are labels, not codes.
-        if n > 4 * codes.size + (1 << 20):
+        if n > 4 * arr.size + (1 << 20):
             raise ValueError(f"{name}: integer codes must be dense (0..n-1); the largest is {n - 1:,} for "
-                             f"{codes.size:,} rows. Factorize them first (pandas.factorize) or pass "
+                             f"{arr.size:,} rows. Factorize them first (pandas.factorize) or pass "
                              "them as labels (e.g. strings).")
-        return codes, np.arange(n)
+        return arr.astype(np.int64, copy=False), np.arange(n)
     import pandas as pd
 
+    from bioscan_kmer.data.labels import is_missing_label
+
     if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype):
-        return values.cat.codes.to_numpy(np.int64), values.cat.categories
-    series = pd.Series(values, copy=False) if not isinstance(values, pd.Series) else values
-    if series.dtype.kind in "iu":
-        return _codes(series.to_numpy(), name)
-    # Empty strings are missing labels in the BIOSCAN metadata, like NaN/None.
-    series = series.mask(series.astype("string") == "")
-    codes, keys = pd.factorize(series, use_na_sentinel=True)
-    return codes.astype(np.int64, copy=False), keys
+        codes, keys = values.cat.codes.to_numpy(np.int64), values.cat.categories
+    else:
+        series = pd.Series(values, copy=False) if not isinstance(values, pd.Series) else values
+        if series.dtype.kind in "iu":
+            return _codes(series.to_numpy(), name)
+        codes, keys = pd.factorize(series, use_na_sentinel=True)
+        codes = codes.astype(np.int64, copy=False)
+    # The one rule for a missing label (data.labels): None, NaN, "" and whitespace-only,
+    # applied to the distinct keys, whichever container the labels came in.
+    missing = is_missing_label(keys)
+    if missing.any():
+        new = np.where(missing, -1, np.cumsum(~missing) - 1)
+        codes = np.where(codes >= 0, new[np.maximum(codes, 0)], -1)
+        keys = keys[~missing]
+    return codes, keys
 
 
 def grouped_shannon(
@@ -84,8 +95,10 @@ def grouped_shannon(
     Parameters
     ----------
     groups, items : array-like of the same length
-        Integer codes (negative = missing) or labels of any hashable type (None, NaN
-        and "" = missing). Rows missing either value are ignored.
+        Integer codes (a NumPy integer array: dense, 0..n-1, negative = missing) or
+        labels of any hashable type (missing: None, NaN, and a str that is empty or
+        only whitespace, the rule of :mod:`bioscan_kmer.data.labels`). Rows missing
+        either value are ignored.
     base : float
         Logarithm base; 2 gives bits.
     epsilon : float
@@ -96,7 +109,7 @@ def grouped_shannon(
     -------
     keys
         The group labels (``arange(n_groups)`` for integer codes, else in first-occurrence
-        order, or the categories of a categorical).
+        order, or the categories of a categorical less the missing ones such as ``""``).
     values : ndarray of float64
         One index per key; NaN for a group without rows.
     """

@@ -2,7 +2,7 @@
 
 The data layer keeps strings in Arrow memory (pandas' Arrow-backed ``str`` dtype, or
 pyarrow arrays) and hands them to the core as Arrow buffers; these helpers get at
-those arrays without copies and turn string label columns into integer codes.
+those arrays without copies. (Label coding, once here, is in :mod:`bioscan_kmer.data.labels`.)
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 __all__ = ["arrow_strings", "is_arrow_strings", "take", "label_codes", "release_unused", "STR_DTYPE"]
 
@@ -89,51 +88,11 @@ def release_unused() -> None:
     pa.default_memory_pool().release_unused()
 
 
-def label_codes(col) -> tuple[np.ndarray, list[str]]:
-    """Dense integer codes of a label column, in sorted-label order; -1 = missing.
+def __getattr__(name: str):
+    # label_codes lives with the rest of label coding in data.labels (which imports this
+    # module, hence the lazy re-export); the old import path keeps working.
+    if name == "label_codes":
+        from bioscan_kmer.data.labels import label_codes
 
-    Missing values and empty strings are missing labels. ``labels[code]`` is the
-    label of a code; ``labels`` is sorted (code-point order) and holds only labels
-    that occur. A categorical column is coded from its categories (whatever their
-    order); any other column is factorized once by the core's ``unique`` over its
-    Arrow strings. Both give the same codes for the same labels.
-
-    Returns
-    -------
-    codes : ndarray of int64, shape (n,)
-    labels : list of str
-    """
-    from bioscan_kmer import unique
-
-    if isinstance(col, pd.Series) and isinstance(col.dtype, pd.CategoricalDtype):
-        cat_codes = col.cat.codes.to_numpy()
-        cats = col.cat.categories
-        valid = cat_codes >= 0
-        used = np.bincount(cat_codes[valid], minlength=len(cats)) > 0 if len(cats) else np.zeros(0, bool)
-        names = np.array([str(c) for c in cats], dtype=object)
-        per_cat = np.full(len(cats), -1, dtype=np.int64)
-        keep = used & (names != "") if len(cats) else used
-        labels = []
-        if keep.any():
-            # np.unique sorts in code-point order and merges categories whose str is equal.
-            uniq, inv = np.unique(names[keep].astype(str), return_inverse=True)
-            per_cat[keep] = inv
-            labels = uniq.tolist()
-        codes = np.full(len(cat_codes), -1, dtype=np.int64)
-        codes[valid] = per_cat[cat_codes[valid]]
-        return codes, labels
-    arr = arrow_strings(col)
-    if len(arr) == 0:
-        return np.zeros(0, dtype=np.int64), []
-    if arr.null_count:
-        # The core's unique refuses null rows: missing and "" are both "no label".
-        arr = pc.fill_null(arr, "")
-    uniq, inverse, _ = unique(arr)
-    uniq = uniq.combine_chunks() if isinstance(uniq, pa.ChunkedArray) else uniq
-    order = pc.array_sort_indices(uniq).to_numpy()
-    labels = uniq.take(pa.array(order)).to_pylist()
-    skip = 1 if labels and labels[0] == "" else 0  # "" sorts first
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order), dtype=np.int64) - skip
-    codes = rank[np.asarray(inverse, dtype=np.int64)]
-    return codes, labels[skip:]
+        return label_codes
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -14,16 +14,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from bioscan_kmer.data.labels import codes_in_map
+from bioscan_kmer.data.labels import is_missing_label as is_missing
+from bioscan_kmer.data.labels import label_codes as _column_codes
+from bioscan_kmer.data.schema import RANKS
+
 __all__ = ["RANKS", "LabelMap", "label_codes", "is_missing"]
 
-RANKS = ("phylum", "class", "order", "family", "subfamily", "genus", "species")
-
-
-def is_missing(values) -> np.ndarray:
-    """Boolean mask of missing labels: None, NaN, pandas NA or the empty string."""
-    s = pd.Series(values, dtype=object) if not isinstance(values, pd.Series) else values
-    s = s.astype(object)
-    return (s.isna() | (s.astype(str).str.strip() == "")).to_numpy()
+# Label coding and the rule for a missing label (None, NaN, "" and whitespace-only) live
+# in bioscan_kmer.data.labels; this module holds the evaluation's view of them.
 
 
 @dataclass(frozen=True)
@@ -45,11 +44,10 @@ class LabelMap:
         Parameters
         ----------
         values : array_like or pandas.Series
-            Labels of all records; missing ones (None, NaN, "") are skipped.
+            Labels of all records; missing ones (see :mod:`bioscan_kmer.data.labels`)
+            are skipped.
         """
-        s = pd.Series(values).astype(object)
-        s = s[~is_missing(s)].astype(str)
-        return cls(tuple(sorted(set(s.tolist()))))
+        return cls(tuple(_column_codes(values)[1]))
 
     def __len__(self) -> int:
         return len(self.names)
@@ -69,17 +67,7 @@ class LabelMap:
         ValueError
             On an unknown label when ``strict``.
         """
-        s = pd.Series(values).astype(object)
-        missing = is_missing(s)
-        # A hash-index lookup in C; unknown names and missing values both come back as -1.
-        out = pd.Index(self.names, dtype=object).get_indexer(s.astype(str).to_numpy(dtype=object))
-        out = np.asarray(out, dtype=np.int64)
-        out[missing] = -1
-        unknown = (out < 0) & ~missing
-        if strict and unknown.any():
-            row = int(np.flatnonzero(unknown)[0])
-            raise ValueError(f"row {row}: label {s.iloc[row]!r} is not in the label map")
-        return out
+        return codes_in_map(values, self.names, unknown="error" if strict else "missing")
 
     def decode(self, codes) -> list:
         """Label names of ``codes``; -1 decodes to None."""
@@ -118,7 +106,7 @@ def label_codes(df: pd.DataFrame, ranks=RANKS) -> dict:
             codes = pd.to_numeric(df[id_col], errors="raise").fillna(-1).to_numpy(np.int64)
             out[rank] = codes
         elif rank in df.columns:
-            out[rank] = LabelMap.fit(df[rank]).encode(df[rank])
+            out[rank] = _column_codes(df[rank])[0]
         else:
             raise ValueError(f"the table has neither a {rank!r} nor a {id_col!r} column")
     return out
