@@ -10,7 +10,9 @@
 # installed extension is fuzzed with Python-level coverage only.
 # --update-corpus merges the new interesting inputs into tests/fuzz/corpus (libFuzzer
 # -merge=1 keeps only inputs that add coverage), to be committed as regression cases.
-# A crash or a mismatch exits non-zero and leaves crash-* files in the work directory.
+# The work directory (a mktemp -d under $TMPDIR) is removed on exit, unless a target
+# crashed or found a mismatch: then it is kept, with the crash-* inputs and the logs,
+# and its path is printed last.
 set -euo pipefail
 seconds=60 native=0 update=0
 for arg in "$@"; do
@@ -22,7 +24,16 @@ for arg in "$@"; do
 done
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/bk-fuzz.XXXXXX")
-echo "fuzz work dir: $work"
+keep=0
+cleanup() {
+    if [ "$keep" = 1 ]; then
+        echo "fuzz: failures kept in $work (crash-* inputs, *.log)"
+    else
+        rm -rf "$work"
+    fi
+}
+trap cleanup EXIT
+echo "fuzz work dir: $work (removed at exit unless a target fails)"
 env_args=()
 if [ "$native" = 1 ]; then
     CC=clang CXX=clang++ "$root/tests/sanitize/build_variant.sh" "$work/build" address,fuzzer-no-link
@@ -39,7 +50,7 @@ for script in "$root"/tests/fuzz/fuzz_*.py; do
     if ! env "${env_args[@]}" python "$script" -max_total_time="$seconds" -timeout=30 -rss_limit_mb=6144 \
             -max_len=512 -artifact_prefix="$work/$t-" "$work/$t" "$root/tests/fuzz/corpus/$t" \
             >"$work/$t.log" 2>&1; then
-        status=1
+        status=1 keep=1
         echo "!! $t failed after $(( $(date +%s) - start ))s; see $work/$t.log and $work/$t-crash-*"
         tail -30 "$work/$t.log"
         continue

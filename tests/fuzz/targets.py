@@ -26,6 +26,14 @@ SEPARATOR = 0xF8  # a byte >= this starts a new row
 
 CONTAINERS = ("list", "tuple", "bytes", "numpy_U", "numpy_S", "numpy_object", "pandas_object",
               "pandas_arrow", "pyarrow", "pyarrow_large", "pyarrow_chunked")
+# Container bytes from MIXED_FROM up give a list mixing str and bytes (refused). Kinds
+# added later take the top byte values, so that the corpus keeps decoding as before.
+MIXED_FROM = 0xF0
+
+# Id dtypes of tokenize, picked by the high bits of the threads byte (0 = int64, the
+# choice of every corpus input written before dtypes were fuzzed).
+ID_DTYPES = tuple(np.dtype(d) for d in ("int64", "uint16", ">i8", ">u2", ">i4", ">u8", "uint8", "<i4", "<u8",
+                                        "int16", "uint32"))
 
 
 class Reader:
@@ -106,6 +114,8 @@ def as_container(rows: list[str], kind: str):
     if kind == "pyarrow_chunked":
         half = len(rows) // 2
         return pa.chunked_array([rows[:half], rows[half:]], type=pa.string()), list(rows)
+    if kind == "mixed":  # odd rows as bytes
+        return [s.encode("latin-1") if i % 2 else s for i, s in enumerate(rows)], list(rows)
     raise ValueError(kind)
 
 
@@ -122,6 +132,25 @@ def _row_of(exc: BaseException) -> int:
     return int(m.group(1))
 
 
+def _expect_mixed_types(fn, seqs) -> bool:
+    """str mixed with bytes is refused before any row is read, naming the first row
+    whose type differs from row 0's ("ACGT" and b"ACGT" must not become one row)."""
+    if not isinstance(seqs, (list, tuple)) or len({type(s) for s in seqs}) < 2:
+        return False
+    bad = next(i for i, s in enumerate(seqs) if type(s) is not type(seqs[0]))
+    try:
+        fn()
+    except TypeError as e:
+        assert _row_of(e) == bad and " among " in str(e), (str(e), bad)
+        return True
+    raise AssertionError(f"row {bad} mixes str and bytes and was accepted")
+
+
+def _expect_bad_rows(fn, seqs, rows: list[str]) -> bool:
+    """Whether the call must fail on its rows (checked in the order the API checks)."""
+    return _expect_mixed_types(fn, seqs) or _expect_non_ascii(fn, rows)
+
+
 def _expect_non_ascii(fn, rows: list[str]) -> bool:
     """Non-ASCII input is refused up front by every entry point, naming the first such row."""
     bad = first_non_ascii_row(rows)
@@ -136,7 +165,8 @@ def _expect_non_ascii(fn, rows: list[str]) -> bool:
 
 
 def _pick_rows(r: Reader):
-    kind = r.choice(CONTAINERS)
+    b = r.byte()
+    kind = CONTAINERS[b % len(CONTAINERS)] if b < MIXED_FROM else "mixed"
     rows = decode_rows(r)
     if len(rows) > 64:
         rows = rows[:64]
@@ -159,7 +189,7 @@ def check_clean(data: bytes) -> None:
     seqs, rows = _pick_rows(r)
     call = lambda: bk.clean(seqs, gaps=gaps, iupac=iupac, trim_n=trim_n,  # noqa: E731
                             max_length=max_length, threads=threads)
-    if _expect_non_ascii(call, rows):
+    if _expect_bad_rows(call, seqs, rows):
         return
     want, bad_row = [], None
     for i, s in enumerate(rows):
@@ -188,7 +218,9 @@ def check_tokenize(data: bytes) -> None:
     n_nucleotide = r.bool()
     padding = r.bool()
     add_special = r.bool()
-    threads = r.int(1, 4)
+    tb = r.byte()
+    threads = 1 + tb % 4
+    dtype = ID_DTYPES[(tb // 4) % len(ID_DTYPES)]
     per_row_offsets = r.bool()
     base_offset = r.int(0, 6)
     seqs, rows = _pick_rows(r)
@@ -197,10 +229,20 @@ def check_tokenize(data: bytes) -> None:
     offset = np.asarray(offsets, dtype=np.int64) if per_row_offsets else base_offset
     call = lambda: bk.tokenize(seqs, k=k, stride=stride, max_len=max_len, offset=offset,  # noqa: E731
                                preset=preset, n_nucleotide=n_nucleotide, padding=padding,
-                               add_special_tokens=add_special, threads=threads)
-    if _expect_non_ascii(call, rows):
+                               add_special_tokens=add_special, threads=threads, dtype=dtype)
+    # Arguments are checked before rows: a dtype too small for the vocabulary is refused.
+    if len(ref.vocab(k, preset, n_nucleotide)) - 1 > np.iinfo(dtype).max:
+        try:
+            call()
+        except ValueError as e:
+            assert "cannot hold the vocabulary" in str(e), str(e)
+            return
+        raise AssertionError(f"dtype {dtype} cannot hold k={k} ids but was accepted")
+    if _expect_bad_rows(call, seqs, rows):
         return
     ids, mask = call()
+    # Values compare as Python ints below; the dtype, byte order included, must be the one asked for.
+    assert ids.dtype == dtype, (ids.dtype, dtype)
     s = stride or k
     pad_to = max_len if padding else max([min(len(x[o:]), max_len) for x, o in zip(rows, offsets)], default=0)
     for i, (x, o) in enumerate(zip(rows, offsets)):
@@ -219,7 +261,7 @@ def check_unique(data: bytes) -> None:
     threads = r.int(1, 4)
     seqs, rows = _pick_rows(r)
     call = lambda: bk.unique(seqs, threads=threads)  # noqa: E731
-    if _expect_non_ascii(call, rows):
+    if _expect_bad_rows(call, seqs, rows):
         return
     uniques, inverse, counts = call()
     want_u, want_inv, want_c = ref.unique(rows)
@@ -237,7 +279,7 @@ def check_kmer_counts(data: bytes) -> None:
     seqs, rows = _pick_rows(r)
     call = lambda: bk.kmer_counts(seqs, k=k, per_sequence=per_sequence, dtype=dtype,  # noqa: E731
                                   threads=threads)
-    if _expect_non_ascii(call, rows):
+    if _expect_bad_rows(call, seqs, rows):
         return
     got = call()
     want = np.array([ref.kmer_counts(x, k) for x in rows], dtype=np.int64).reshape(len(rows), 4**k)
@@ -258,11 +300,13 @@ def check_shannon(data: bytes) -> None:
     r = Reader(data)
     base = r.choice((2.0, math.e, 10.0, 0.5, 3.0))
     as_float = r.bool()
-    special = (-1.0, math.inf, math.nan, 0.25, 1e300)
+    # Huge counts whose sum overflows and tiny ones whose share underflows (1e308, 1e-300)
+    # took the top bytes last, so that older corpus inputs decode as before.
+    special = {0xF9: 1e308, 0xFA: 1e-300, 0xFB: -1.0, 0xFC: math.inf, 0xFD: math.nan, 0xFE: 0.25, 0xFF: 1e300}
     counts = []
     for b in r.rest()[:200]:
-        if as_float and b >= 0xFB:
-            counts.append(special[b - 0xFB])
+        if as_float and b in special:
+            counts.append(special[b])
         else:
             counts.append(b % 50)
     arr = np.asarray(counts, dtype=np.float64 if as_float else np.int64)
@@ -277,9 +321,39 @@ def check_shannon(data: bytes) -> None:
     assert _close(got, want), (counts, got, want)
 
 
+# Containers of labels for grouped_shannon, and what a missing label looks like in them
+# (the rule of bioscan_kmer.data.labels: null, "" or whitespace only).
+LABEL_CONTAINERS = ("list", "categorical", "pandas_arrow", "numpy_object")
+BLANKS = ("", " ", "\t", "  ")
+# Integer code dtypes; unsigned ones hold the "negative" codes as large values.
+CODE_DTYPES = (np.int64, np.int32, np.uint64, np.uint8, np.int16)
+
+
+def _labels_in(values: list, kind: str):
+    import pandas as pd
+
+    if kind == "categorical":
+        return pd.Series(values, dtype="category")
+    if kind == "pandas_arrow":
+        return pd.Series(values, dtype="string[pyarrow]")
+    if kind == "numpy_object":
+        return np.array(values, dtype=object)
+    return values
+
+
+def _codes_as(codes: list[int], dtype) -> np.ndarray:
+    """Codes in ``dtype``; in an unsigned one -1 and -2 become its largest values (for
+    uint64 >= 2**63, which once wrapped to negative int64, i.e. missing)."""
+    if np.dtype(dtype).kind == "u":
+        top = np.iinfo(dtype).max
+        return np.array([c if c >= 0 else top + 1 + c for c in codes], dtype=dtype)
+    return np.asarray(codes, dtype=dtype)
+
+
 def check_grouped_shannon(data: bytes) -> None:
     r = Reader(data)
-    labels = r.bool()
+    lb = r.byte()  # bit 0: labels or codes; the rest: container, blank, code dtype
+    labels = bool(lb & 1)
     epsilon = r.choice((0.0, bk.PAPER_EPSILON))
     base = r.choice((2.0, math.e))
     threads = r.int(1, 4)
@@ -288,16 +362,30 @@ def check_grouped_shannon(data: bytes) -> None:
     g_codes = [p[0] for p in pairs]
     i_codes = [p[1] for p in pairs]
     if labels:
-        names = {-2: None, -1: ""}
-        groups = [names.get(g, f"g{g}") for g in g_codes]
-        items = [names.get(i, f"i{i}") for i in i_codes]
+        kind = LABEL_CONTAINERS[(lb >> 1) % len(LABEL_CONTAINERS)]
+        names = {-2: None, -1: BLANKS[(lb >> 3) % len(BLANKS)]}
+        g_values = [names.get(g, f"g{g}") for g in g_codes]
+        i_values = [names.get(i, f"i{i}") for i in i_codes]
+        groups, items = _labels_in(g_values, kind), _labels_in(i_values, kind)
     else:
-        groups = np.asarray(g_codes, dtype=np.int64)
-        items = np.asarray(i_codes, dtype=np.int64)
+        dtype = CODE_DTYPES[(lb >> 1) % len(CODE_DTYPES)]
+        groups, items = _codes_as(g_codes, dtype), _codes_as(i_codes, dtype)
+        g_values, i_values = groups.tolist(), items.tolist()
+        # Integer codes must be dense: 0..n-1 with n at most 4 per row plus 2**20.
+        for name, v in (("groups", g_values), ("items", i_values)):
+            if v and max(v) >= 4 * len(v) + (1 << 20):
+                try:
+                    bk.grouped_shannon(groups, items, base=base, epsilon=epsilon, threads=threads)
+                except ValueError as e:
+                    assert str(e).startswith(f"{name}: integer codes must be dense"), str(e)
+                    assert f"the largest is {max(v):,} " in str(e), str(e)
+                    return
+                raise AssertionError(f"sparse {name} codes up to {max(v)} were accepted")
     keys, values = bk.grouped_shannon(groups, items, base=base, epsilon=epsilon, threads=threads)
-    missing = lambda v: v is None or v == "" or (isinstance(v, (int, np.integer)) and v < 0)  # noqa: E731
-    ref_g = [None if missing(g) else g for g in (groups if labels else g_codes)]
-    ref_i = [None if missing(i) else i for i in (items if labels else i_codes)]
+    missing = lambda v: v is None or (isinstance(v, str) and not v.strip()) or (  # noqa: E731
+        isinstance(v, int) and v < 0)
+    ref_g = [None if missing(g) else g for g in g_values]
+    ref_i = [None if missing(i) else i for i in i_values]
     want = ref.grouped_shannon(ref_g, ref_i, base=base, epsilon=epsilon)
     keys = list(keys)
     assert len(keys) == len(values) == len(set(keys))
