@@ -12,12 +12,14 @@ the result differs from the real data.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from importlib import resources
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from bioscan_kmer.data._arrow import STR_DTYPE
 from bioscan_kmer.data.schema import COLUMNS, RANKS
 
 __all__ = ["synthetic_bioscan", "BARCODE_LENGTH", "load_species_taxonomy"]
@@ -226,6 +228,44 @@ def _weighted_thresholds(z, weight, shares):
     return np.array(cuts)
 
 
+@dataclass
+class _Taxonomy:
+    """The tree records are drawn from: orders > families > genera > leaves.
+
+    A leaf is a biological species with one BIN; index arrays map each node to its
+    parent (``leaf_family[leaf]``, ``genus_family[genus]``, ...).
+    """
+
+    order_names: list
+    class_names: list
+    class_of_order: np.ndarray
+    fam_order: np.ndarray
+    family_names: np.ndarray
+    genus_family: np.ndarray
+    genus_names: np.ndarray
+    genus_sub: np.ndarray  # -1: the genus has no subfamily
+    sub_names: np.ndarray
+    leaf_family: np.ndarray
+    leaf_genus: np.ndarray
+    leaf_w: np.ndarray  # records' share per leaf (unnormalised)
+    real_species_of_genus: dict  # genus index -> real species names left to give out
+    names: _Names  # the name generator, which the species names draw from later
+
+    @property
+    def n_leaves(self) -> int:
+        return len(self.leaf_family)
+
+
+@dataclass
+class _Records:
+    """Per record: its leaf and how deep it is identified; per leaf: its species label."""
+
+    leaf: np.ndarray
+    depth: np.ndarray  # 0..6 = phylum..species, the deepest labelled rank
+    leaf_species: np.ndarray  # leaf -> index into species_names, -1 if unnamed
+    species_names: np.ndarray
+
+
 def synthetic_bioscan(
     n_records: int,
     seed: int = 0,
@@ -264,10 +304,32 @@ def synthetic_bioscan(
         raise ValueError(f"n_records must be at least 1, got {n_records!r}")
     if not 0.0 <= raw_fraction <= 1.0:
         raise ValueError(f"raw_fraction must be in [0, 1], got {raw_fraction!r}")
+    # One generator drawn from in this order: each step's draws depend on the ones
+    # before, so the order of the calls is part of the output for a seed.
     rng = np.random.default_rng([int(seed), 5150850])
-    scale = n / _REAL_SIZE
+    tax = _taxonomy_tree(rng, n / _REAL_SIZE)
+    records = _draw_records(rng, n, tax)
+    barcodes, hap_rank = _barcodes(rng, tax, records.leaf, raw_fraction)
+    dna_bin = _bin_column(rng, tax, records.leaf, hap_rank)
+    ranks, taxon = _rank_columns(rng, tax, records)
+    columns = {
+        **_specimen_metadata(rng, seed, tax, records.leaf),
+        "taxon": pd.array(taxon, dtype=STR_DTYPE),
+        **ranks,
+        "dna_bin": dna_bin,
+        "dna_barcode": pd.array(barcodes, dtype=STR_DTYPE),
+        "split": pd.array(pa.nulls(n, pa.large_string()), dtype=STR_DTYPE),
+    }
+    df = pd.DataFrame(columns, columns=list(COLUMNS))
+    if with_splits:
+        from bioscan_kmer.data.splits import partition
 
-    # ---- taxonomy tree -----------------------------------------------------------------
+        df["split"] = partition(df, seed=seed)
+    return df
+
+
+def _taxonomy_tree(rng, scale: float) -> _Taxonomy:
+    """Orders (fixed shares), families, genera, subfamilies and leaves, sized for ``scale``."""
     order_names = [o for _, o, _ in _ORDERS]
     order_class = [c for c, _, _ in _ORDERS]
     order_share = np.array([s for _, _, s in _ORDERS])
@@ -279,9 +341,36 @@ def synthetic_bioscan(
     n_families = int(np.clip(round(1_100 * scale ** 0.3), 12, 1_100))
     fam_per_order = np.maximum(1, np.round(n_families * order_share ** 0.6 / (order_share ** 0.6).sum()))
     fam_order = np.repeat(np.arange(len(order_names)), fam_per_order.astype(int))
-    n_fam = len(fam_order)
-    # Real families of the packaged taxonomy come first in their orders, so the big
-    # families carry real names.
+    family_names = _family_names(fam_order, order_names, real, names)
+    # Heavy-tailed family shares within an order (Pareto), scaled by the order share.
+    fam_w = rng.pareto(1.1, size=len(fam_order)) + 0.05
+    fam_w /= np.bincount(fam_order, weights=fam_w)[fam_order]
+    fam_w *= order_share[fam_order]
+
+    # Leaves per family grow sublinearly with the family's record share.
+    leaf_alloc = fam_w ** 0.7
+    leaf_counts = np.maximum(1, np.round(n_leaves * leaf_alloc / leaf_alloc.sum())).astype(int)
+    leaf_family = np.repeat(np.arange(len(fam_order)), leaf_counts)
+    leaf_w = rng.lognormal(0.0, 1.6, size=len(leaf_family))
+    leaf_w /= np.bincount(leaf_family, weights=leaf_w)[leaf_family]
+    leaf_w *= fam_w[leaf_family]
+
+    genus_family, leaf_genus, genus_names, real_species_of_genus = _genera(rng, leaf_counts, family_names, real,
+                                                                          names)
+    genus_sub, sub_names = _subfamilies(rng, genus_family, family_names, names)
+    class_names = sorted(set(order_class))
+    return _Taxonomy(
+        order_names=order_names, class_names=class_names,
+        class_of_order=np.array([class_names.index(c) for c in order_class]),
+        fam_order=fam_order, family_names=family_names, genus_family=genus_family, genus_names=genus_names,
+        genus_sub=genus_sub, sub_names=sub_names, leaf_family=leaf_family, leaf_genus=leaf_genus,
+        leaf_w=leaf_w, real_species_of_genus=real_species_of_genus, names=names,
+    )
+
+
+def _family_names(fam_order, order_names, real, names: _Names) -> np.ndarray:
+    """Real families of the packaged taxonomy first in their orders (so the big families
+    carry real names), then generated ones."""
     real_fams = {}
     for o, f, _, _ in real:
         real_fams.setdefault(o, [])
@@ -296,30 +385,22 @@ def synthetic_bioscan(
             used_real[oname] += 1
         else:
             family_names.append(names.family())
-    family_names = np.array(family_names, dtype=object)
-    # Heavy-tailed family shares within an order (Pareto), scaled by the order share.
-    fam_w = rng.pareto(1.1, size=n_fam) + 0.05
-    fam_w /= np.bincount(fam_order, weights=fam_w)[fam_order]
-    fam_w *= order_share[fam_order]
+    return np.array(family_names, dtype=object)
 
-    # Leaves per family grow sublinearly with the family's record share.
-    leaf_alloc = fam_w ** 0.7
-    leaf_counts = np.maximum(1, np.round(n_leaves * leaf_alloc / leaf_alloc.sum())).astype(int)
-    leaf_family = np.repeat(np.arange(n_fam), leaf_counts)
-    n_leaves = len(leaf_family)
-    leaf_w = rng.lognormal(0.0, 1.6, size=n_leaves)
-    leaf_w /= np.bincount(leaf_family, weights=leaf_w)[leaf_family]
-    leaf_w *= fam_w[leaf_family]
-    leaf_p = leaf_w / leaf_w.sum()
 
-    # Genera: a family of m leaves has about m**0.75 genera with heavy-tailed sizes.
-    genus_family, leaf_genus, genus_names = [], np.empty(n_leaves, dtype=np.int64), []
+def _genera(rng, leaf_counts, family_names, real, names: _Names):
+    """Genera: a family of m leaves has about m**0.75 genera with heavy-tailed sizes.
+
+    Returns genus -> family, leaf -> genus, the genus names and, for real genera, the
+    real species names they can give their leaves.
+    """
+    genus_family, leaf_genus, genus_names = [], np.empty(int(leaf_counts.sum()), dtype=np.int64), []
     real_genera = {}
     for o, f, g, s in real:
         real_genera.setdefault(f, {}).setdefault(g, []).append(s)
     real_species_of_genus = {}
     start = 0
-    for f in range(n_fam):
+    for f in range(len(leaf_counts)):
         m = leaf_counts[f]
         n_gen = max(1, int(round(m ** 0.75)))
         gw = rng.pareto(1.2, size=n_gen) + 0.1
@@ -338,16 +419,17 @@ def synthetic_bioscan(
             else:
                 genus_names.append(names.genus())
             genus_family.append(f)
-    genus_family = np.array(genus_family)
-    genus_names = np.array(genus_names, dtype=object)
-    n_gen_total = len(genus_names)
+    return np.array(genus_family), leaf_genus, np.array(genus_names, dtype=object), real_species_of_genus
 
-    # Subfamilies: most families with several genera have 1-6 of them.
+
+def _subfamilies(rng, genus_family, family_names, names: _Names):
+    """Most families with several genera have 1-6 subfamilies: genus -> subfamily, names."""
+    n_fam = len(family_names)
     gen_per_family = np.bincount(genus_family, minlength=n_fam)
     has_sub = (gen_per_family >= 2) & (rng.random(n_fam) < 0.8)
     n_sub = np.where(has_sub, 1 + np.minimum(5, gen_per_family // 4), 0)
     sub_offset = np.concatenate([[0], np.cumsum(n_sub)])
-    genus_sub = np.full(n_gen_total, -1, dtype=np.int64)
+    genus_sub = np.full(len(genus_family), -1, dtype=np.int64)
     hs = has_sub[genus_family]
     genus_sub[hs] = sub_offset[genus_family[hs]] + (
         rng.integers(0, 1 << 30, size=int(hs.sum())) % n_sub[genus_family[hs]]
@@ -357,15 +439,19 @@ def synthetic_bioscan(
         stem = family_names[f][:-4] if family_names[f].endswith("idae") else family_names[f]
         for j in range(n_sub[f]):
             sub_names.append(stem + "inae" if j == 0 else names.genus()[:-2] + "inae")
-    sub_names = np.array(sub_names, dtype=object)
+    return genus_sub, np.array(sub_names, dtype=object)
 
-    # ---- records and identification depth -------------------------------------------------
-    rec_leaf = rng.choice(n_leaves, size=n, p=leaf_p)
+
+def _draw_records(rng, n: int, tax: _Taxonomy) -> _Records:
+    """Records drawn from the leaves, how deep each is identified, and species names."""
+    n_leaves = tax.n_leaves
+    leaf_family, leaf_genus, genus_names = tax.leaf_family, tax.leaf_genus, tax.genus_names
+    rec_leaf = rng.choice(n_leaves, size=n, p=tax.leaf_w / tax.leaf_w.sum())
     # Depth 0..6 = phylum..species. Identification effort is shared within a family
     # (some families are never resolved), so depths are cut on a latent score.
-    z = rng.normal(0, 1.0, size=n_fam)[leaf_family] + rng.normal(0, 0.7, size=n_leaves)
+    z = rng.normal(0, 1.0, size=len(tax.family_names))[leaf_family] + rng.normal(0, 0.7, size=n_leaves)
     shares = np.array([0.001, 0.002, 0.012, 0.73, 0.0, 0.155, 0.10])
-    cuts = _weighted_thresholds(z, leaf_w, shares[shares > 0])
+    cuts = _weighted_thresholds(z, tax.leaf_w, shares[shares > 0])
     depth_levels = np.flatnonzero(shares > 0)
     leaf_depth = depth_levels[np.searchsorted(cuts, z, side="right")]
     # Placeholder genera never carry a named species.
@@ -375,7 +461,6 @@ def synthetic_bioscan(
     species_leaves = np.flatnonzero(leaf_depth == 6)
     leaf_species = np.full(n_leaves, -1, dtype=np.int64)
     species_names = []
-    placeholder_leaf = np.zeros(n_leaves, dtype=bool)
     ph_draw = rng.random(len(species_leaves))
     per_genus_count = {}
     used_names = set()
@@ -388,36 +473,37 @@ def synthetic_bioscan(
             name = _placeholder_species(rng, gname, k)
             if name in used_names:
                 name = f"{name} {k + 1}"
-            placeholder_leaf[leaf] = True
         else:
-            reals = real_species_of_genus.get(g)
-            name = reals.pop() if reals else f"{gname} {names.epithet()}"
+            reals = tax.real_species_of_genus.get(g)
+            name = reals.pop() if reals else f"{gname} {tax.names.epithet()}"
         leaf_species[leaf] = len(species_names)
         species_names.append(name)
         used_names.add(name)
-    species_names = np.array(species_names, dtype=object)
 
     rec_depth = leaf_depth[rec_leaf].copy()
     # Some specimens of a well-known leaf are still identified less deeply.
     shallow = rng.random(n) < 0.08
     rec_depth[shallow] = np.minimum(rec_depth[shallow], rng.integers(2, 6, size=int(shallow.sum())))
-    rec_depth[rec_depth == 4] = 3  # depth "subfamily only" is decided separately below
+    rec_depth[rec_depth == 4] = 3  # depth "subfamily only" is decided separately (_rank_columns)
+    return _Records(leaf=rec_leaf, depth=rec_depth, leaf_species=leaf_species,
+                    species_names=np.array(species_names, dtype=object))
 
-    rec_fam = leaf_family[rec_leaf]
-    rec_gen = leaf_genus[rec_leaf]
-    rec_ord = fam_order[rec_fam]
 
-    # ---- barcodes ----------------------------------------------------------------------
+def _barcodes(rng, tax: _Taxonomy, rec_leaf: np.ndarray, raw_fraction: float) -> tuple[pa.Array, np.ndarray]:
+    """COI-like barcodes evolved down the tree, haplotypes per leaf, some in raw form.
+
+    Returns the barcode of every record and its haplotype's rank in its leaf (0 = the
+    dominant one).
+    """
+    n, n_leaves = len(rec_leaf), tax.n_leaves
     cdf = _site_cdf(rng, BARCODE_LENGTH)
     comp = np.array([0.30, 0.16, 0.14, 0.40])
     root = rng.choice(4, size=(1, BARCODE_LENGTH), p=comp).astype(np.uint8)
-    class_names = sorted(set(order_class))
-    class_of_order = np.array([class_names.index(c) for c in order_class])
-    cls_seq = _evolve(rng, root, np.zeros(len(class_names), dtype=int), 0.10, cdf)
-    ord_seq = _evolve(rng, cls_seq, class_of_order, 0.10, cdf)
-    fam_seq = _evolve(rng, ord_seq, fam_order, 0.08, cdf)
-    gen_seq = _evolve(rng, fam_seq, genus_family, 0.06, cdf)
-    leaf_seq = _evolve(rng, gen_seq, leaf_genus, 0.045, cdf)
+    cls_seq = _evolve(rng, root, np.zeros(len(tax.class_names), dtype=int), 0.10, cdf)
+    ord_seq = _evolve(rng, cls_seq, tax.class_of_order, 0.10, cdf)
+    fam_seq = _evolve(rng, ord_seq, tax.fam_order, 0.08, cdf)
+    gen_seq = _evolve(rng, fam_seq, tax.genus_family, 0.06, cdf)
+    leaf_seq = _evolve(rng, gen_seq, tax.leaf_genus, 0.045, cdf)
     del cls_seq, ord_seq, fam_seq, gen_seq
 
     # Haplotypes: one dominant haplotype per leaf plus rarer variants, more in big leaves.
@@ -455,17 +541,21 @@ def synthetic_bioscan(
     pick = rec_hap.astype(np.int64)
     pick[raw_rows] = n_haps + np.arange(len(raw_rows))
     barcodes = pa.concat_arrays([hap_strings, raw_strings]).take(pa.array(pick))
+    return barcodes, hap_local[rec_hap]
 
-    # ---- BINs -------------------------------------------------------------------------
+
+def _bin_column(rng, tax: _Taxonomy, rec_leaf: np.ndarray, hap_rank: np.ndarray) -> pd.Categorical:
+    """BIN of every record (``BOLD:AAA3908``), 2% missing; one BIN per leaf, except
+    that a few sister leaves share one and a few leaves split by haplotype."""
+    n, n_leaves = len(rec_leaf), tax.n_leaves
     leaf_bin = np.arange(n_leaves)
-    # A few sister leaves share a BIN; a few leaves split into two BINs by haplotype.
-    same_genus_prev = np.r_[False, leaf_genus[1:] == leaf_genus[:-1]]
+    same_genus_prev = np.r_[False, tax.leaf_genus[1:] == tax.leaf_genus[:-1]]
     merge = same_genus_prev & (rng.random(n_leaves) < 0.04)
     for i in np.flatnonzero(merge):
         leaf_bin[i] = leaf_bin[i - 1]
     split_leaf = rng.random(n_leaves) < 0.08
     rec_bin = leaf_bin[rec_leaf].astype(np.int64)
-    second = split_leaf[rec_leaf] & (hap_local[rec_hap] % 2 == 1)
+    second = split_leaf[rec_leaf] & (hap_rank % 2 == 1)
     rec_bin[second] = n_leaves + rec_leaf[second]
     rec_bin[rng.random(n) < 0.02] = -1
     bin_codes, bin_ids = pd.factorize(rec_bin[rec_bin >= 0], sort=True)
@@ -478,36 +568,40 @@ def synthetic_bioscan(
     ]
     rec_bin_code = np.full(n, -1, dtype=np.int64)
     rec_bin_code[rec_bin >= 0] = bin_codes
+    return _categorical(rec_bin_code, np.array(bin_names, dtype=object))
 
-    # ---- labels per record --------------------------------------------------------------
-    rec_sub = genus_sub[rec_gen]
+
+def _rank_columns(rng, tax: _Taxonomy, records: _Records) -> tuple[dict, pa.Array]:
+    """The seven rank columns (categoricals, empty below a record's depth) and ``taxon``,
+    the most specific label of each record."""
+    n = len(records.leaf)
+    rec_fam = tax.leaf_family[records.leaf]
+    rec_gen = tax.leaf_genus[records.leaf]
+    rec_ord = tax.fam_order[rec_fam]
+    rec_depth = records.depth
+    rec_sub = tax.genus_sub[rec_gen]
     sub_labelled = (rec_sub >= 0) & (
         (rec_depth >= 5) | ((rec_depth == 3) & (rng.random(n) < 0.17))
     )
     codes = {
         "phylum": np.zeros(n, dtype=np.int64),
-        "class": np.where(rec_depth >= 1, class_of_order[rec_ord], -1),
+        "class": np.where(rec_depth >= 1, tax.class_of_order[rec_ord], -1),
         "order": np.where(rec_depth >= 2, rec_ord, -1),
         "family": np.where(rec_depth >= 3, rec_fam, -1),
         "subfamily": np.where(sub_labelled, rec_sub, -1),
         "genus": np.where(rec_depth >= 5, rec_gen, -1),
-        "species": np.where(rec_depth >= 6, leaf_species[rec_leaf], -1),
+        "species": np.where(rec_depth >= 6, records.leaf_species[records.leaf], -1),
     }
     cats = {
         "phylum": np.array(["Arthropoda"], dtype=object),
-        "class": np.array(class_names, dtype=object),
-        "order": np.array(order_names, dtype=object),
-        "family": family_names,
-        "subfamily": sub_names,
-        "genus": genus_names,
-        "species": species_names,
+        "class": np.array(tax.class_names, dtype=object),
+        "order": np.array(tax.order_names, dtype=object),
+        "family": tax.family_names,
+        "subfamily": tax.sub_names,
+        "genus": tax.genus_names,
+        "species": records.species_names,
     }
-    data = {}
-    for rank in RANKS:
-        data[rank] = _categorical(codes[rank], cats[rank])
-    data["dna_bin"] = _categorical(rec_bin_code, np.array(bin_names, dtype=object))
-
-    # taxon = the most specific label of the row.
+    columns = {rank: _categorical(codes[rank], cats[rank]) for rank in RANKS}
     taxon_codes = np.full(n, -1, dtype=np.int64)
     offset, all_names = 0, []
     for rank in RANKS:
@@ -516,9 +610,31 @@ def synthetic_bioscan(
         all_names.extend(cats[rank].tolist())
         offset += len(cats[rank])
     taxon = pa.array(np.array(all_names, dtype=object)).take(pa.array(taxon_codes))
+    return columns, taxon
 
-    # ---- identifiers, geography, sizes ---------------------------------------------------------
+
+def _specimen_metadata(rng, seed: int, tax: _Taxonomy, rec_leaf: np.ndarray) -> dict:
+    """Identifiers, geography, image-size fields and the other specimen columns."""
+    n = len(rec_leaf)
     row_id = rng.permutation(n)
+    columns = {**_identifiers(row_id), **_geography(rng, seed, tax.n_leaves, rec_leaf),
+               **_image_sizes(rng, tax.n_leaves, rec_leaf)}
+
+    rec_ord = tax.fam_order[tax.leaf_family[rec_leaf]]
+    insect = np.asarray(tax.class_of_order[rec_ord] == tax.class_names.index("Insecta"))
+    in_1m = insect & (rng.random(n) < 0.22)
+    idx_1m = pd.array(np.full(n, pd.NA), dtype="Int64")
+    idx_1m[np.flatnonzero(in_1m)] = rng.permutation(int(in_1m.sum()))
+    columns["index_bioscan_1M_insect"] = idx_1m
+    columns["inferred_ranks"] = np.where(rng.random(n) < 0.05, rng.integers(1, 4, size=n), 0).astype(np.uint8)
+    columns["chunk"] = pd.array(pa.array(np.array([str(i) for i in range(1, 51)], dtype=object)).take(
+        pa.array(row_id % 50)), dtype=STR_DTYPE)
+    return columns
+
+
+def _identifiers(row_id: np.ndarray) -> dict:
+    """``processid`` (project code, number, year) and ``sampleid`` (plate and well)."""
+    n = len(row_id)
     proj = np.frombuffer("".join(_PROJECTS).encode(), dtype=np.uint8).reshape(len(_PROJECTS), 5)
     proj_idx = row_id % len(_PROJECTS)
     year = 10 + (row_id * 7919) % 14
@@ -529,7 +645,13 @@ def synthetic_bioscan(
         [np.frombuffer(b"BIOUG", np.uint8)[None].repeat(n, 0), _digits(row_id // 96, 6),
          np.full((n, 1), ord("-"), np.uint8),
          (65 + (row_id % 96) // 12).astype(np.uint8)[:, None], _digits(1 + row_id % 12, 2)], axis=1)
+    return {"processid": pd.array(_fixed_width_strings(pid), dtype=STR_DTYPE),
+            "sampleid": pd.array(_fixed_width_strings(sid), dtype=STR_DTYPE)}
 
+
+def _geography(rng, seed: int, n_leaves: int, rec_leaf: np.ndarray) -> dict:
+    """Country (mostly the leaf's home), province and Malaise-trap coordinates."""
+    n = len(rec_leaf)
     countries = [c for c, _, _ in _GEOGRAPHY]
     c_share = np.array([s for _, s, _ in _GEOGRAPHY])
     c_share /= c_share.sum()
@@ -556,8 +678,20 @@ def synthetic_bioscan(
     lat[no_coord] = np.nan
     lon[no_coord] = np.nan
     prov_codes = np.where(rng.random(n) < 0.02, -1, rec_prov)
+    return {
+        "country": pd.array(pa.array(np.array(countries, dtype=object)).take(pa.array(rec_country)),
+                            dtype=STR_DTYPE),
+        "province_state": pd.array(
+            pa.array(np.array(prov_names, dtype=object)).take(
+                pa.array(prov_codes, mask=prov_codes < 0)), dtype=STR_DTYPE),
+        "coord-lat": lat,
+        "coord-lon": lon,
+    }
 
-    # Size fields from an organism box inside a 1024x768 image (SPEC section 1 formulas).
+
+def _image_sizes(rng, n_leaves: int, rec_leaf: np.ndarray) -> dict:
+    """Size fields from an organism box inside a 1024x768 image (SPEC section 1 formulas)."""
+    n = len(rec_leaf)
     w, h = 1024, 768
     leaf_size = rng.lognormal(np.log(120), 0.45, size=n_leaves)
     body = leaf_size[rec_leaf] * rng.lognormal(0, 0.15, size=n)
@@ -570,43 +704,7 @@ def synthetic_bioscan(
     no_size = rng.random(n) < 0.01
     for arr in (area_fraction, scale_factor, measure):
         arr[no_size] = np.nan
-
-    insect = np.asarray(class_of_order[rec_ord] == class_names.index("Insecta"))
-    in_1m = insect & (rng.random(n) < 0.22)
-    idx_1m = pd.array(np.full(n, pd.NA), dtype="Int64")
-    idx_1m[np.flatnonzero(in_1m)] = rng.permutation(int(in_1m.sum()))
-
-    inferred = np.where(rng.random(n) < 0.05, rng.integers(1, 4, size=n), 0).astype(np.uint8)
-
-    str_dtype = pd.StringDtype("pyarrow", na_value=np.nan)
-    out = {
-        "processid": pd.array(_fixed_width_strings(pid), dtype=str_dtype),
-        "sampleid": pd.array(_fixed_width_strings(sid), dtype=str_dtype),
-        "taxon": pd.array(taxon, dtype=str_dtype),
-        **data,
-        "dna_barcode": pd.array(barcodes, dtype=str_dtype),
-        "country": pd.array(pa.array(np.array(countries, dtype=object)).take(pa.array(rec_country)),
-                            dtype=str_dtype),
-        "province_state": pd.array(
-            pa.array(np.array(prov_names, dtype=object)).take(
-                pa.array(prov_codes, mask=prov_codes < 0)), dtype=str_dtype),
-        "coord-lat": lat,
-        "coord-lon": lon,
-        "image_measurement_value": measure,
-        "area_fraction": area_fraction,
-        "scale_factor": scale_factor,
-        "inferred_ranks": inferred,
-        "split": pd.array(pa.nulls(n, pa.large_string()), dtype=str_dtype),
-        "index_bioscan_1M_insect": idx_1m,
-        "chunk": pd.array(pa.array(np.array([str(i) for i in range(1, 51)], dtype=object)).take(
-            pa.array(row_id % 50)), dtype=str_dtype),
-    }
-    df = pd.DataFrame(out, columns=list(COLUMNS))
-    if with_splits:
-        from bioscan_kmer.data.splits import partition
-
-        df["split"] = partition(df, seed=seed)
-    return df
+    return {"image_measurement_value": measure, "area_fraction": area_fraction, "scale_factor": scale_factor}
 
 
 def _categorical(codes: np.ndarray, names: np.ndarray) -> pd.Categorical:
