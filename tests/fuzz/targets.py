@@ -132,36 +132,35 @@ def _row_of(exc: BaseException) -> int:
     return int(m.group(1))
 
 
+def _expect_refused(fn, bad: int | None, exc: type, marker: str, what: str) -> bool:
+    """When ``bad`` is a row, the call must raise ``exc`` naming that row and ``marker``."""
+    if bad is None:
+        return False
+    try:
+        fn()
+    except exc as e:
+        assert _row_of(e) == bad and marker in str(e), (str(e), bad)
+        return True
+    raise AssertionError(f"row {bad} ({what}) was accepted")
+
+
 def _expect_mixed_types(fn, seqs) -> bool:
     """str mixed with bytes is refused before any row is read, naming the first row
     whose type differs from row 0's ("ACGT" and b"ACGT" must not become one row)."""
-    if not isinstance(seqs, (list, tuple)) or len({type(s) for s in seqs}) < 2:
-        return False
-    bad = next(i for i, s in enumerate(seqs) if type(s) is not type(seqs[0]))
-    try:
-        fn()
-    except TypeError as e:
-        assert _row_of(e) == bad and " among " in str(e), (str(e), bad)
-        return True
-    raise AssertionError(f"row {bad} mixes str and bytes and was accepted")
+    bad = None
+    if isinstance(seqs, (list, tuple)) and len({type(s) for s in seqs}) > 1:
+        bad = next(i for i, s in enumerate(seqs) if type(s) is not type(seqs[0]))
+    return _expect_refused(fn, bad, TypeError, " among ", "str mixed with bytes")
+
+
+def _expect_non_ascii(fn, rows: list[str]) -> bool:
+    """Non-ASCII input is refused up front by every entry point, naming the first such row."""
+    return _expect_refused(fn, first_non_ascii_row(rows), ValueError, "non-ASCII", "non-ASCII")
 
 
 def _expect_bad_rows(fn, seqs, rows: list[str]) -> bool:
     """Whether the call must fail on its rows (checked in the order the API checks)."""
     return _expect_mixed_types(fn, seqs) or _expect_non_ascii(fn, rows)
-
-
-def _expect_non_ascii(fn, rows: list[str]) -> bool:
-    """Non-ASCII input is refused up front by every entry point, naming the first such row."""
-    bad = first_non_ascii_row(rows)
-    if bad is None:
-        return False
-    try:
-        fn()
-    except ValueError as e:
-        assert _row_of(e) == bad and "non-ASCII" in str(e), (str(e), bad)
-        return True
-    raise AssertionError(f"non-ASCII row {bad} was accepted")
 
 
 def _pick_rows(r: Reader):

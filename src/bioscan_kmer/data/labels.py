@@ -49,8 +49,11 @@ def is_missing_label(values: Any) -> np.ndarray:
     if isinstance(values, (pa.Array, pa.ChunkedArray)):
         values = values.to_pandas()
     obj = np.asarray(values, dtype=object).reshape(-1)
-    blank = np.fromiter((isinstance(v, str) and not v.strip() for v in obj), dtype=bool, count=len(obj))
-    return pd.isna(obj) | blank
+    # Hash the rows once (nulls get -1) and test only the distinct values in Python.
+    codes, distinct = pd.factorize(obj, use_na_sentinel=True)
+    blank = np.fromiter((isinstance(v, str) and not v.strip() for v in distinct), dtype=bool,
+                        count=len(distinct))
+    return (codes < 0) | blank[np.maximum(codes, 0)] if len(distinct) else codes < 0
 
 
 def label_codes(col: Any) -> tuple[np.ndarray, list[str]]:
@@ -166,7 +169,7 @@ def label_maps(df: pd.DataFrame, ranks: Sequence[str] = RANKS) -> dict[str, list
     missing = [r for r in ranks if r not in df.columns]
     if missing:
         raise ValueError(f"label columns missing from the table: {', '.join(map(repr, missing))}")
-    # label_codes' labels are the sorted distinct non-empty labels.
+    # label_codes' labels are the sorted distinct labels that are not missing.
     return {rank: label_codes(df[rank])[1] for rank in ranks}
 
 
@@ -194,11 +197,9 @@ def encode_labels(
     Raises
     ------
     ValueError
-        A label is not in its map (the message names the row and the label), or
-        ``unknown`` is not one of the two choices.
+        As :func:`codes_in_map`: a label not in its map, or a bad ``unknown``; also
+        a rank column missing from the table.
     """
-    if unknown not in ("error", "missing"):
-        raise ValueError(f"unknown must be 'error' or 'missing', got {unknown!r}")
     out = {}
     for rank, values in maps.items():
         if rank not in df.columns:
