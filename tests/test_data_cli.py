@@ -96,7 +96,7 @@ def test_full_demo_pretrains_and_evaluates(tmp_path, capsys):
         (["synth", "0", "-o", "{tmp}/x.csv"], "at least 1"),
         (["demo", "--n", "5", "--out", "{tmp}/d"], "at least 100"),
         (["stats", "{tmp}/bad.csv"], "missing column"),
-        (["prepare", "{tmp}/bad.csv", "-o", "{tmp}/s"], "needs column 'dna_barcode'"),
+        (["prepare", "{tmp}/bad.csv", "-o", "{tmp}/s"], "needs column(s) 'dna_barcode'"),
         (["clean", "{tmp}/weird.csv", "-o", "{tmp}/c.csv", "-q"], "'X'"),
     ],
 )

@@ -149,3 +149,152 @@ def test_unknown_labels_raise_with_row(df):
     assert got["species_id"].tolist() == [-1, -1]
     with pytest.raises(ValueError, match="missing from the table"):
         label_maps(pd.DataFrame({"species": []}))
+
+
+# ---- issue 10 items 2, 10, 13; issue 13 item 5: one reader, one writer ---------------------
+
+@pytest.mark.parametrize("name", ["t.csv", "t.tsv", "t.parquet", "t.csv.gz", "t.tsv.gz", "t.CSV", "t.TSV.GZ"])
+def test_write_table_writes_what_the_extension_names_and_read_any_reads_it_back(df, tmp_path, name):
+    from bioscan_kmer.data.reading import inspect_file, read_any, write_table
+
+    part = df.head(200).copy()
+    part.loc[part.index[0], "taxon"] = 'say "hi", twice'  # quotes and commas in a value
+    path = write_table(part, tmp_path / "sub" / name)
+    info = inspect_file(path)
+    lower = name.lower()
+    assert info.kind == ("parquet" if lower.endswith(".parquet") else "metadata")
+    assert info.compression == ("gzip" if lower.endswith(".gz") else None)
+    if ".tsv" in lower:
+        assert info.delimiter == "\t" and not info.quoted
+    elif ".csv" in lower:
+        assert info.delimiter == ","
+    back = read_any(path)
+    if lower.endswith(".parquet"):
+        expected = part.reset_index(drop=True)  # Parquet keeps the categories and dtypes
+    else:  # what the CSV writer and reader give (categories: those that occur)
+        expected = read_metadata(write_metadata_csv(part, tmp_path / "ref.csv"))
+    pd.testing.assert_frame_equal(back, expected)
+
+
+@pytest.mark.parametrize("name", ["t.fasta", "t.fa", "t.fna", "t.fas", "t.fasta.gz"])
+def test_write_table_fasta_round_trip(df, tmp_path, name):
+    from bioscan_kmer.data.reading import read_any, write_table
+
+    path = write_table(df.head(30), tmp_path / name)
+    back = read_any(path)
+    assert back["processid"].tolist() == df["processid"].head(30).tolist()
+    assert back["dna_barcode"].tolist() == df["dna_barcode"].head(30).tolist()
+    assert back["fasta_header"].isna().all()
+
+
+@pytest.mark.parametrize("name", ["t.xlsx", "t.json", "t", "t.parquet.gz", "t.gz", "t.txt"])
+def test_write_table_refuses_unknown_extensions(df, tmp_path, name):
+    from bioscan_kmer.data.reading import write_table
+    from bioscan_kmer.errors import UsageError
+
+    with pytest.raises(UsageError, match="unknown output type"):
+        write_table(df.head(3), tmp_path / name)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_delimited_writers_refuse_what_their_readers_cannot_read_back(tmp_path):
+    from bioscan_kmer.data.reading import write_table
+
+    table = pd.DataFrame({"processid": ["a", "b"], "note": ["ok", "tab\there"]})
+    with pytest.raises(DataFileError, match=r"column 'note', row 1: .*a tab"):
+        write_table(table, tmp_path / "x.tsv")
+    write_table(table, tmp_path / "x.csv")  # a tab is fine in a CSV
+    table["note"] = ["line\nbreak", "ok"]
+    with pytest.raises(DataFileError, match=r"column 'note', row 0: .*line break"):
+        write_table(table, tmp_path / "y.csv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.csv"]
+
+
+def test_inspect_file_tells_kinds_from_content_not_extension(df, tmp_path):
+    import gzip
+
+    from bioscan_kmer.data.reading import inspect_file, read_any, write_table
+
+    fasta = write_table(df.head(5), tmp_path / "x.fasta")
+    disguised = tmp_path / "records.txt"
+    disguised.write_bytes(gzip.compress(fasta.read_bytes()))
+    assert inspect_file(disguised).kind == "fasta" and inspect_file(disguised).compression == "gzip"
+    assert read_any(disguised)["processid"].tolist() == df["processid"].head(5).tolist()
+    pq = write_table(df.head(5), tmp_path / "x.parquet")
+    renamed = tmp_path / "x.csv"
+    renamed.write_bytes(pq.read_bytes())
+    assert inspect_file(renamed).kind == "parquet"
+    assert inspect_file(BOLD_SAMPLE).kind == "bold"
+    with pytest.raises(DataFileError, match="missing column.*'nope'"):
+        read_any(pq, columns=["processid", "nope"])
+    with pytest.raises(DataFileError, match="missing column.*'nope'"):
+        read_any(fasta, columns=["nope"])
+    with pytest.raises(DataFileError, match="is a Fasta file"):
+        read_metadata(fasta)
+
+
+def test_duplicate_columns_are_refused_also_after_renames(tmp_path):
+    from bioscan_kmer.data.reading import read_any
+
+    cases = {
+        "plain.csv": ("processid,dna_barcode,dna_barcode\nP1,ACGT,ACGT\n", "'dna_barcode';"),
+        "bold2.tsv": ("processid\tnuc\tbin_uri\tdna_bin\nP1\tACGT\tB\tB\n", "'dna_bin' (from 'bin_uri', 'dna_bin')"),
+        "b1m.tsv": ("processid\turi\tdna_bin\tnucraw\nP1\tB\tB\tACGT\n", "'dna_bin' (from 'uri', 'dna_bin')"),
+    }
+    for name, (text, match) in cases.items():
+        (tmp_path / name).write_text(text)
+        with pytest.raises(DataFileError, match="duplicate column name") as excinfo:
+            read_any(tmp_path / name)
+        assert match in str(excinfo.value), name
+    # read_bold_tsv and read_metadata refuse them too. A table with dna_barcode is not a
+    # BOLD export for read_any (its "sequence" is just another column); read as one, it is.
+    with pytest.raises(DataFileError, match="duplicate"):
+        read_bold_tsv(tmp_path / "bold2.tsv")
+    (tmp_path / "both.tsv").write_text("processid\tsequence\tdna_barcode\nP1\tAC\tGT\n")
+    assert read_any(tmp_path / "both.tsv")["dna_barcode"].tolist() == ["GT"]
+    with pytest.raises(DataFileError, match="duplicate column name.*'dna_barcode' .from 'sequence', 'dna_barcode'"):
+        read_bold_tsv(tmp_path / "both.tsv")
+    with pytest.raises(DataFileError, match="duplicate"):
+        read_metadata(tmp_path / "plain.csv", columns=["processid"])
+
+
+def test_fasta_headers_bom_gzip_and_empty_headers(tmp_path):
+    import gzip
+
+    path = tmp_path / "x.fa.gz"
+    path.write_bytes(gzip.compress("\ufeff>P1|Aus bus|COI-5P\nACGT\n>P2 desc\nGG\n".encode()))
+    got = read_fasta(path)
+    assert got["processid"].tolist() == ["P1", "P2"]
+    assert got["fasta_header"].tolist() == ["P1|Aus bus|COI-5P", "P2 desc"]
+    written = write_fasta(tmp_path / "y.fa", got)
+    assert written.read_text() == ">P1|Aus bus|COI-5P\nACGT\n>P2 desc\nGG\n"
+    for text, match in ((">\nACGT\n", "line 1: empty FASTA header"),
+                        (">a\nAC\n>  \nGG\n", "line 3: empty FASTA header"),
+                        (">|x\nAC\n", "record 1 header '|x' has no id")):
+        (tmp_path / "bad.fa").write_text(text)
+        with pytest.raises(DataFileError, match=match):
+            read_fasta(tmp_path / "bad.fa")
+    with pytest.raises(DataFileError, match="processid is missing"):
+        write_fasta(tmp_path / "z.fa", pd.DataFrame({"processid": [None], "dna_barcode": ["AC"]}))
+
+
+def test_bom_and_r_quoted_headers(df, tmp_path):
+    from bioscan_kmer.data.reading import inspect_file, read_any
+
+    csv_path = write_metadata_csv(df.head(50), tmp_path / "m.csv")
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes(b"\xef\xbb\xbf" + csv_path.read_bytes())
+    pd.testing.assert_frame_equal(read_metadata(bom, columns=["processid", "species"]),
+                                  read_metadata(csv_path, columns=["processid", "species"]))
+    r = tmp_path / "r.tsv"
+    r.write_text('"processid"\t"species"\t"dna_barcode"\n"1"\t"P1"\t"Aus \\"x\\" bus"\t"ACGT"\n'.replace('\\"', '""')
+                 + '"2"\t"P2"\tNA\t"GG"\n')
+    info = inspect_file(r)
+    assert info.quoted and info.row_names and info.columns == ["processid", "species", "dna_barcode"]
+    got = read_any(r)
+    assert got["processid"].tolist() == ["P1", "P2"]
+    assert got["species"].tolist()[0] == 'Aus "x" bus' and pd.isna(got["species"].iloc[1])
+    # An unquoted TSV keeps quotes as text (BOLD data have stray ones).
+    plain = tmp_path / "p.tsv"
+    plain.write_text('processid\tspecies\tdna_barcode\nP1\tAus "x\tACGT\n')
+    assert read_any(plain)["species"].tolist() == ['Aus "x']

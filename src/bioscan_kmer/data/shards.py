@@ -25,6 +25,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from bioscan_kmer._atomic import fsync_dir, replacing
+from bioscan_kmer.errors import UserError
 
 __all__ = [
     "MANIFEST_NAME",
@@ -50,7 +51,7 @@ _SPLIT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _BLOCK_BYTES = 64 << 20
 
 
-class ShardError(ValueError):
+class ShardError(UserError):
     """A shard directory is missing, incomplete or does not match its manifest."""
 
 

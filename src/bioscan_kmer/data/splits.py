@@ -36,6 +36,7 @@ import pyarrow.compute as pc
 
 from bioscan_kmer.data._arrow import STR_DTYPE, arrow_strings, label_codes, take
 from bioscan_kmer.data.schema import EXCLUSIVE_SPLITS, SEEN_SPLITS, SPLITS, UNSEEN_SPLITS
+from bioscan_kmer.errors import DataError, UsageError
 
 __all__ = [
     "is_placeholder_name",
@@ -270,14 +271,19 @@ def partition(df: pd.DataFrame, seed: int = 0, *, progress: bool = False) -> pd.
 
     Raises
     ------
-    ValueError
-        A required column is missing.
+    bioscan_kmer.errors.UsageError
+        ``seed`` is not a non-negative integer.
+    bioscan_kmer.errors.DataError
+        A required column is missing, or a barcode is not ASCII (names the row).
     """
     from bioscan_kmer import unique
 
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        # NumPy's own message ("expected non-negative integer") does not say which value.
+        raise UsageError(f"seed must be a non-negative integer, got {seed!r}")
     missing = [c for c in ("species", "genus", "dna_barcode") if c not in df.columns]
     if missing:
-        raise ValueError(f"partition needs column(s) {', '.join(map(repr, missing))}")
+        raise DataError(f"partition needs column(s) {', '.join(map(repr, missing))}")
     n = len(df)
     # Split names are held as codes into SPLITS; one Arrow string column at the end.
     split = np.full(n, -1, dtype=np.int8)
@@ -302,7 +308,13 @@ def partition(df: pd.DataFrame, seed: int = 0, *, progress: bool = False) -> pd.
     barcodes = take(arrow_strings(df["dna_barcode"]), labelled_idx)
     if barcodes.null_count:
         barcodes = pc.fill_null(barcodes, "")
-    _, barcode_codes, _ = unique(pc.utf8_trim(barcodes, characters="N"), return_values=False)
+    try:
+        _, barcode_codes, _ = unique(pc.utf8_trim(barcodes, characters="N"), return_values=False)
+    except ValueError as exc:
+        # The core counts rows among the labelled ones only: name the table's row instead.
+        bad = np.flatnonzero(~pc.fill_null(pc.string_is_ascii(barcodes), True).to_numpy(zero_copy_only=False))
+        where = f"row {int(labelled_idx[bad[0]])}: " if len(bad) else ""
+        raise DataError(f"dna_barcode: {where}{str(exc).split(': ', 1)[-1]}") from exc
     del barcodes
     barcode_codes = np.asarray(barcode_codes, dtype=np.int64)
     seen = seen_rows[labelled_idx]

@@ -13,6 +13,7 @@ import pandas as pd
 
 from bioscan_kmer.data._arrow import arrow_strings, is_arrow_strings, label_codes, release_unused
 from bioscan_kmer.data.schema import RANKS
+from bioscan_kmer.errors import DataError
 
 __all__ = [
     "dataset_statistics",
@@ -76,23 +77,27 @@ def dataset_statistics(
 
     Raises
     ------
-    ValueError
-        A needed column is missing, or a barcode is missing (names the row).
+    bioscan_kmer.errors.DataError
+        A needed column is missing, or a barcode is missing or not ASCII (names the row).
     """
     from bioscan_kmer import paper_sdi, unique
 
     missing = [c for c in (*ranks, barcode_column) if c not in df.columns]
     if missing:
-        raise ValueError(f"statistics need column(s) {', '.join(map(repr, missing))}")
+        raise DataError(f"statistics need column(s) {', '.join(map(repr, missing))}")
     barcodes = df[barcode_column]
     if barcodes.isna().any():
         i = int(np.flatnonzero(barcodes.isna().to_numpy())[0])
-        raise ValueError(f"row {i}: {barcode_column} is missing")
+        raise DataError(f"row {i}: {barcode_column} is missing")
     # One pass of the core's hash dedup; per-rank counts then work on integer codes.
     # Arrow-backed strings go to the core as Arrow buffers (no Python str per row).
     # Only the row -> barcode id map is needed: skip copying the distinct strings.
-    _, barcode_id, _ = unique(arrow_strings(barcodes) if is_arrow_strings(barcodes) else barcodes,
-                              return_values=False, threads=threads)
+    try:
+        _, barcode_id, _ = unique(arrow_strings(barcodes) if is_arrow_strings(barcodes) else barcodes,
+                                  return_values=False, threads=threads)
+    except ValueError as exc:
+        # The core names the row and the character; the column is ours to name.
+        raise DataError(f"{barcode_column}: {exc}") from exc
     barcode_id = np.asarray(barcode_id, dtype=np.int64)
     n_barcodes = int(barcode_id.max()) + 1 if len(barcode_id) else 0
     n = len(df)

@@ -1,9 +1,10 @@
 """``bioscan-kmer evaluate``: the benchmark table for a checkpoint, with the baselines.
 
 Registered by :mod:`bioscan_kmer.cli` through :func:`register`. Heavy imports (torch,
-UMAP, scikit-learn) happen only when the command runs. User mistakes raise
-``ValueError``/``FileNotFoundError``, which the main entry point prints as one line
-and turns into exit code 2.
+UMAP, scikit-learn) happen only when the command runs. Every option and path is checked
+before the data are read; user mistakes raise :class:`~bioscan_kmer.errors.UsageError`
+(or another ``UserError``), which the main entry point prints as one line with exit
+code 2.
 """
 
 from __future__ import annotations
@@ -11,14 +12,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .._options import int_option
+from ..errors import UsageError
+
 __all__ = ["register", "cmd_evaluate"]
 
-
-def _positive(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+_positive = int_option(1)
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -39,7 +38,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--baselines", default="cnn,kmer,edit",
                    help="comma-separated subset of cnn,kmer,edit, or 'none' (default: all)")
     p.add_argument("--fast", action="store_true", help="the demo's settings: subsampled, short training")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int_option(0), default=0,
+                   help="seed of the split (when the data have none), subsamples and training (default 0)")
     p.add_argument("--device", help="torch device (default: cuda when available)")
     p.add_argument("--batch-size", type=_positive, default=256, help="embedding batch size")
     p.add_argument("--max-train", type=_positive, help="train records used (seeded subsample)")
@@ -54,22 +54,16 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def _read_table(path: Path, seed: int):
-    """Table with splits from a metadata file or a BOLD TSV; split here when needed."""
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        header = fh.readline()
-    cols = header.rstrip("\n").split("\t")
-    if len(cols) > 1 and ("bin_uri" in cols or "sequence" in cols or "nucraw" in cols or "nuc" in cols):
+    """Table with splits from any file :func:`~bioscan_kmer.data.reading.read_any` reads;
+    a BOLD export gets :func:`~bioscan_kmer.eval.real.load_bold`'s unseen species, other
+    tables without splits the official partition rules."""
+    from ..data.reading import inspect_file, read_any
+
+    if inspect_file(path).kind == "bold":
         from .real import load_bold
 
         return load_bold(path, seed=seed), True
-    if path.suffix.lower() == ".parquet":
-        import pandas as pd
-
-        df = pd.read_parquet(path)
-    else:
-        from ..data.reading import read_metadata
-
-        df = read_metadata(path)
+    df = read_any(path)
     if "split" not in df.columns or (df["split"].astype(str).str.len() == 0).all():
         from ..data.splits import partition
 
@@ -78,12 +72,15 @@ def _read_table(path: Path, seed: int):
 
 
 def cmd_evaluate(args) -> int:
-    """Run ``bioscan-kmer evaluate``; returns 0, raises ValueError/FileNotFoundError on bad input."""
+    """Run ``bioscan-kmer evaluate``; returns 0, raises a UserError on bad input."""
+    from .._atomic import check_output_path
+    from ..data.reading import inspect_file
+
     data = Path(args.data)
-    if not data.is_file():
-        raise FileNotFoundError(f"--data {args.data}: no such file")
+    inspect_file(data)  # exists, a readable data file, no duplicate columns
     if args.checkpoint is not None and not Path(args.checkpoint).exists():
-        raise FileNotFoundError(f"--checkpoint {args.checkpoint}: no such file or directory")
+        raise UsageError(f"--checkpoint {args.checkpoint}: no such file or directory")
+    check_output_path(args.out, directory=True, what="--out")
     baselines = () if args.baselines.strip().lower() == "none" else tuple(
         b.strip().lower() for b in args.baselines.split(",") if b.strip())
     from .demo import BASELINES, demo_settings, evaluate_checkpoint
@@ -91,14 +88,17 @@ def cmd_evaluate(args) -> int:
 
     bad = sorted(set(baselines) - set(BASELINES))
     if bad:
-        raise ValueError(f"--baselines: unknown {', '.join(bad)} (choose from {', '.join(BASELINES)} or none)")
+        raise UsageError(f"--baselines: unknown {', '.join(bad)} (choose from {', '.join(BASELINES)} or none)")
     if args.checkpoint is None and not baselines:
-        raise ValueError("nothing to evaluate: give --checkpoint or at least one baseline")
+        raise UsageError("nothing to evaluate: give --checkpoint or at least one baseline")
     tokenizer = None
     if args.tokenizer:
         from .. import KmerTokenizer
 
-        tokenizer = KmerTokenizer.load(args.tokenizer)
+        try:
+            tokenizer = KmerTokenizer.load(args.tokenizer)
+        except ValueError as exc:  # the loader's checks of the file
+            raise UsageError(f"--tokenizer: {exc}") from exc
 
     settings = demo_settings() if args.fast else EvalSettings()
     changes = {"seed": args.seed, "device": args.device, "batch_size": args.batch_size,
