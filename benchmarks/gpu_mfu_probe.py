@@ -53,7 +53,7 @@ from gpu_pretrain import make_shards, time_loader  # noqa: E402
 from bioscan_kmer.model import PRESETS, estimate_mfu, flops_per_token  # noqa: E402
 from bioscan_kmer.model import encoder as enc  # noqa: E402
 from bioscan_kmer.train import TrainConfig  # noqa: E402
-from bioscan_kmer.train.distributed import DistInfo  # noqa: E402
+from bioscan_kmer.train.ddp import DistInfo  # noqa: E402
 from bioscan_kmer.train.loop import Trainer  # noqa: E402
 
 START = time.perf_counter()

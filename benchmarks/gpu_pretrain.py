@@ -33,7 +33,7 @@ from bioscan_kmer.data.shards import write_shards
 from bioscan_kmer.model import PRESETS, estimate_mfu, flops_per_token, peak_flops
 from bioscan_kmer.train import TrainConfig
 from bioscan_kmer.train.batches import BatchStream, open_source
-from bioscan_kmer.train.distributed import DistInfo
+from bioscan_kmer.train.ddp import DistInfo
 from bioscan_kmer.train.loop import Trainer
 
 RESULTS = Path(__file__).resolve().parent / "results"

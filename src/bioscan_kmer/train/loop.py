@@ -36,7 +36,7 @@ from ..model.masking import apply_masking
 from ..model.mfu import estimate_mfu, peak_flops
 from .batches import BatchStream, open_source, shard_has_split
 from .config import TrainConfig
-from .distributed import (DistInfo, all_reduce_sum, barrier, broadcast_object, gather_objects,
+from .ddp import (DistInfo, all_reduce_sum, barrier, broadcast_object, gather_objects,
                           setup_distributed, teardown_distributed)
 from .optim import make_optimizer, make_scheduler
 from .runlog import JsonlLog, plot_loss_curve, read_log

@@ -1,4 +1,7 @@
-"""Process-group setup for ``torchrun`` (NCCL on GPUs, gloo on CPUs)."""
+"""Data-parallel training helpers: the process group under ``torchrun`` (NCCL on GPUs, gloo on CPUs).
+
+Not to be confused with :mod:`bioscan_kmer.distributed` (Dask, for the data layer).
+"""
 
 from __future__ import annotations
 
