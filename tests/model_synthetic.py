@@ -101,3 +101,18 @@ def torch_threads(n: int):
         yield
     finally:
         torch.set_num_threads(before)
+
+
+class SignalAt:
+    """``on_step`` hook that sends this process ``signum`` after optimizer step ``step``
+    (on rank ``rank`` only, under DDP): a real signal at a known point of a run.
+    A class, so that it pickles into spawned processes."""
+
+    def __init__(self, step: int, signum: int, rank: int = 0) -> None:
+        self.step, self.signum, self.rank = step, signum, rank
+
+    def __call__(self, step: int, info: dict) -> None:
+        import os
+
+        if step == self.step and int(os.environ.get("RANK", "0")) == self.rank:
+            os.kill(os.getpid(), self.signum)
