@@ -88,7 +88,8 @@ def time_loader(shards: Path, batch_size: int, workers: int, batches: int, pin: 
 def time_ours(shards: Path, preset: str, batch_size: int, compile_: bool, device: torch.device,
               warmup: int, steps: int, workers: int, out: Path) -> dict:
     cfg = TrainConfig(preset=preset, steps=warmup + steps, batch_size=batch_size, compile=compile_,
-                      num_workers=workers, device=str(device), progress=False, val_split=None, lr=1e-4)
+                      num_workers=workers, device=str(device), progress=False, val_split=None, lr=1e-4,
+                      precision="auto", clip_grad=1.0)  # the step the recorded tables time
     info = DistInfo(0, 1, 0, device, False)
     trainer = Trainer(cfg, info, str(shards), out, None, None, None, False, None)
     batches = iter(trainer.stream)
