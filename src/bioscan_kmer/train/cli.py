@@ -38,7 +38,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                         f"{recipes}). barcodebert: BarcodeBERT's pretraining (35 epochs, batch 16, "
                         "lr 1e-4 x batch/64, one-cycle with cycled beta1, no clipping, fp32); "
                         "demo: the tiny model's one-minute CPU run (300 steps, batch 32, lr 3e-3, "
-                        "10%% warm-up, clipping at 1)")
+                        "10%% warm-up, clipping at 1, one CPU thread)")
     length = p.add_mutually_exclusive_group()
     length.add_argument("--steps", type=int, default=None, help="optimizer steps of the whole run "
                         "(default: the recipe's)")
@@ -90,7 +90,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--loss-chunk-rows", type=int, default=None, metavar="N",
                    help="compute the loss N positions at a time without the full logits "
                         "(saves memory for 8-4-4's 65,536-way output)")
-    g.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's)")
+    g.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for torch (default: the recipe's; demo: 1, barcodebert: torch's)")
     g.add_argument("--no-progress", action="store_true", help="no settings line and no progress bar")
 
 

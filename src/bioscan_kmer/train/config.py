@@ -33,13 +33,15 @@ TRAINING_RECIPES: dict[str, dict[str, Any]] = {
     # 0.95 -> 0.85 -> 0.95), no gradient clipping, fp32, 35 epochs.
     "barcodebert": dict(batch_size=16, lr_per_64=1e-4, weight_decay=0.0, betas=(0.9, 0.999),
                         schedule="onecycle", warmup_fraction=0.3, cycle_momentum=True, clip_grad=0.0,
-                        mask_recipe="barcodebert", precision="fp32", epochs=35),
-    # The demo's: what makes the tiny model learn visibly in 300 steps on a CPU (loss 5.6 ->
-    # 0.8 on the demo's synthetic shards, docs/model.md): a large fixed lr, a short
-    # warm-up, a fixed beta1 and clipping, which keep that lr stable.
+                        mask_recipe="barcodebert", precision="fp32", epochs=35, threads=None),
+    # The demo's: what makes the tiny model learn visibly in 300 steps on a CPU (loss 5.55 ->
+    # 0.84 on the README's 200,000 synthetic records, docs/model.md): a large fixed lr, a
+    # short warm-up, a fixed beta1 and clipping, which keep that lr stable; one CPU thread,
+    # since the tiny model gains nothing from a second one and OpenMP's spinning makes two
+    # several times slower on a busy 2-core machine (77 s vs 475 s, same run).
     "demo": dict(batch_size=32, lr=3e-3, weight_decay=0.0, betas=(0.9, 0.999), schedule="onecycle",
                  warmup_fraction=0.1, cycle_momentum=False, clip_grad=1.0, mask_recipe="barcodebert",
-                 precision="auto", steps=300),
+                 precision="auto", steps=300, threads=1),
 }
 
 #: The recipe a preset trains with unless another is asked for.
@@ -138,7 +140,7 @@ class TrainConfig:
     random_offset : bool
         For raw sequences: start each at a random offset in [0, k) (BarcodeBERT's augmentation).
     threads : int, optional
-        ``torch.set_num_threads`` for CPU runs.
+        ``torch.set_num_threads`` for CPU runs (*recipe*: torch's default / 1 for demo).
     progress : bool
         Show the effective settings and a progress bar (rank 0 only). Off by default in the
         Python API (quiet library calls); the command line turns it on.
@@ -194,7 +196,7 @@ class TrainConfig:
         defaults = TRAINING_RECIPES[recipe]
         object.__setattr__(self, "recipe", recipe)
         for name in ("batch_size", "weight_decay", "betas", "schedule", "warmup_fraction",
-                     "cycle_momentum", "clip_grad", "mask_recipe", "precision"):
+                     "cycle_momentum", "clip_grad", "mask_recipe", "precision", "threads"):
             if getattr(self, name) is None:
                 object.__setattr__(self, name, defaults[name])
         if self.lr is None and "lr" in defaults:
@@ -333,4 +335,5 @@ class TrainConfig:
                 f" x {self.grad_accum} x {world_size} process{'es' if world_size > 1 else ''}"
                 f" = {global_batch}, lr {self.peak_lr(world_size):.3g} ({self.schedule}, {warmup}, {beta1}),"
                 f" weight decay {self.weight_decay:g}, {clip}, masking {self.mask_recipe},"
-                f" precision {self.precision}, seed {self.seed}")
+                f" precision {self.precision}" + (f", {self.threads} CPU thread{'s' if self.threads > 1 else ''}"
+                                                  if self.threads else "") + f", seed {self.seed}")
