@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 
 import numpy as np
+import pytest
 
 from bioscan_kmer import KmerTokenizer
 
@@ -116,3 +117,11 @@ class SignalAt:
 
         if step == self.step and int(os.environ.get("RANK", "0")) == self.rank:
             os.kill(os.getpid(), self.signum)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """One torch thread for a whole test module (import this fixture to use it): the tiny
+    models gain nothing from more, and the count is process-wide."""
+    with torch_threads(1):
+        yield

@@ -13,14 +13,7 @@ from bioscan_kmer.model import (CheckpointError, DiskFullError, MaskedLM, get_pr
                                 load_model, save_checkpoint)
 from bioscan_kmer.model.hf import load_pretrained
 from bioscan_kmer.model import checkpoint as checkpoint_module
-from model_synthetic import torch_threads
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # One thread: tiny models gain nothing from more, and the count is process-wide.
-    with torch_threads(1):
-        yield
+from model_synthetic import one_torch_thread  # noqa: F401 (autouse fixture)
 
 
 def make_state(seed):

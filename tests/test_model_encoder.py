@@ -9,14 +9,7 @@ import torch.nn.functional as F
 from bioscan_kmer import KmerTokenizer
 from bioscan_kmer.model import (IGNORE_INDEX, PRESETS, Encoder, EncoderConfig, MaskedLM, estimate_mfu,
                                 flops_per_token, get_preset)
-from model_synthetic import torch_threads
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # One thread: tiny models gain nothing from more, and the count is process-wide.
-    with torch_threads(1):
-        yield
+from model_synthetic import one_torch_thread  # noqa: F401 (autouse fixture)
 
 
 def small_config(**kw):

@@ -11,13 +11,8 @@ from bioscan_kmer.model.losses import linear_cross_entropy
 from bioscan_kmer.train import pretrain
 from bioscan_kmer.train.runlog import read_log
 
-from model_synthetic import synthetic_shards, torch_threads
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    with torch_threads(1):
-        yield
+from model_synthetic import synthetic_shards
+from model_synthetic import one_torch_thread  # noqa: F401 (autouse fixture)
 
 
 def _problem(N, C, K, seed, dtype=torch.float64, bias=True):

@@ -20,15 +20,10 @@ from bioscan_kmer.train import pretrain
 from bioscan_kmer.train.preemption import StopSignals, Stopped
 from bioscan_kmer.train.runlog import read_log
 
-from model_synthetic import SignalAt, ddp_worker, free_port, synthetic_shards, torch_threads
+from model_synthetic import SignalAt, ddp_worker, free_port, synthetic_shards
+from model_synthetic import one_torch_thread  # noqa: F401 (autouse fixture)
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="POSIX signals")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    with torch_threads(1):
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -17,13 +17,8 @@ from bioscan_kmer.train.config import PRESET_RECIPES
 from bioscan_kmer.train.optim import make_optimizer, make_scheduler
 from bioscan_kmer.train.runlog import read_log
 
-from model_synthetic import synthetic_shards, torch_threads
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    with torch_threads(1):
-        yield
+from model_synthetic import synthetic_shards
+from model_synthetic import one_torch_thread  # noqa: F401 (autouse fixture)
 
 
 @pytest.fixture(scope="module")
