@@ -102,6 +102,14 @@ def test_resume_from_a_checkpoint_without_training_state(shards, tmp_path, capsy
                     {"model": MaskedLM(config).state_dict(), "config": config.to_dict()})
     assert main(args(shards, tmp_path / "run", "--resume")) == 2
     one_line_error(capsys, "checkpoint.pt cannot be resumed: it lacks train_config, optimizer, scheduler, rng")
+    # A training checkpoint from before the recipes (another schedule class).
+    assert main(args(shards, tmp_path / "old")) == 0
+    capsys.readouterr()
+    state = load_checkpoint(tmp_path / "old")
+    del state["train_config"]["recipe"]
+    save_checkpoint(tmp_path / "old" / "checkpoint.pt", {k: v for k, v in state.items() if k != "format"})
+    assert main(args(shards, tmp_path / "old", "--resume")) == 2
+    one_line_error(capsys, "written by an older bioscan-kmer", "start a new run")
     # A file that is not a checkpoint at all, in one line too.
     (tmp_path / "run" / "checkpoint.pt").write_text("not torch")
     assert main(args(shards, tmp_path / "run", "--resume")) == 2

@@ -263,6 +263,11 @@ class Trainer:
 
     def _check_resumable(self) -> None:
         state, cfg = self.state, self.cfg
+        if isinstance(state["train_config"], dict) and "recipe" not in state["train_config"]:
+            # Written before training recipes: its one-cycle schedule was another class with
+            # another state, which cannot be continued exactly.
+            raise CheckpointError(f"{self.ckpt_path} was written by an older bioscan-kmer (before "
+                                  "training recipes) and cannot be resumed exactly; start a new run")
         try:
             saved = TrainConfig.from_dict(state["train_config"])
             saved_model = EncoderConfig.from_dict(state["config"])
