@@ -122,6 +122,10 @@ def test_ddp_processes_stop_after_the_same_step_when_one_is_signalled(shards, tm
     one checkpoint and end (no process is left waiting in a collective)."""
     common = dict(data=str(shards), out_dir=str(tmp_path / "two"), **{**COMMON, "batch_size": 4},
                   on_step=SignalAt(3, signal.SIGTERM, rank=1))
-    mp.spawn(ddp_worker, args=(2, free_port(), common), nprocs=2, join=True)
+    mp.spawn(ddp_worker, args=(2, free_port(), common, str(tmp_path / "result")), nprocs=2, join=True)
     state = load_checkpoint(tmp_path / "two")
     assert state["step"] == 4 and state["world_size"] == 2
+    # Rank 0, which got no signal, also reports why the run stopped.
+    for rank in (0, 1):
+        result = json.loads((tmp_path / f"result.{rank}").read_text())
+        assert (result["steps"], result["stopped_by"]) == (4, "SIGTERM"), rank

@@ -566,37 +566,44 @@ class _StopAgreement:
     """Whether to stop after this step: a stop signal seen by any process, the same answer
     on all of them.
 
-    One process reads its own flag. Several combine theirs with an all-reduce (max) every
-    step; on CUDA the result is copied to the host without waiting and read one step later,
-    so the check never stalls the GPU's queue: every process stops after the same step,
-    one step after the signal at most.
+    One process reads its own signal. Several combine theirs with an all-reduce (max of the
+    signal numbers, 0 for none) every step, so every process also learns which signal
+    stopped the run; on CUDA the result is copied to the host without waiting and read one
+    step later, so the check never stalls the GPU's queue: all stop after the same step, one
+    step after the signal at most.
     """
 
     def __init__(self, stop: StopSignals | None, info: DistInfo, device: torch.device) -> None:
         self.stop, self.info, self.device = stop, info, device
+        self.signum = 0
+        self._flag = torch.zeros(1, device=device, dtype=torch.int32) if info.enabled else None
         self._pending: tuple[torch.Tensor, Any] | None = None
 
     @property
     def name(self) -> str | None:
-        return self.stop.name if self.stop is not None else None
+        """The signal that stopped the run (``"SIGTERM"``), or None."""
+        import signal
+
+        return signal.Signals(self.signum).name if self.signum else None
 
     def _local(self) -> int:
-        return int(self.stop is not None and self.stop.signum is not None)
+        return (self.stop.signum or 0) if self.stop is not None else 0
 
     def agreed(self) -> bool:
         if not self.info.enabled:
-            return bool(self._local())
-        flag = torch.tensor([self._local()], device=self.device, dtype=torch.int32)
-        all_reduce_max(flag, self.info)
+            self.signum = self._local()
+            return bool(self.signum)
+        self._flag.fill_(self._local())
+        all_reduce_max(self._flag, self.info)
         if self.device.type != "cuda":
-            return bool(flag.item())
-        seen = False
+            self.signum = int(self._flag.item())
+            return bool(self.signum)
         if self._pending is not None:
             host, event = self._pending
             event.synchronize()
-            seen = bool(host.item())
-        host = flag.to("cpu", non_blocking=True)
+            self.signum = int(host.item())
+        host = self._flag.to("cpu", non_blocking=True)
         event = torch.cuda.Event()
         event.record()
         self._pending = (host, event)
-        return seen
+        return bool(self.signum)
