@@ -62,6 +62,8 @@ def test_signal_checkpoints_and_the_resumed_run_equals_the_uninterrupted_one(sha
     assert summary == {"steps": 5, "total_steps": 10, "stopped_by": signal.Signals(signum).name}
     # ckpt_every=0: without the handler there would be no checkpoint at all.
     assert load_checkpoint(tmp_path / "parts")["step"] == 5
+    if signum != signal.SIGTERM:
+        return  # the resumption does not depend on which signal stopped the run
     parts = pretrain(shards, tmp_path / "parts", resume=True, **COMMON)
     whole = pretrain(shards, tmp_path / "whole", **COMMON)
     assert parts["resumed_from"] == 5 and parts["steps"] == whole["steps"] == 10 and parts["stopped_by"] is None
