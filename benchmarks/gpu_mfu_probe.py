@@ -53,7 +53,7 @@ from gpu_pretrain import make_shards, time_loader  # noqa: E402
 from bioscan_kmer.model import PRESETS, estimate_mfu, flops_per_token  # noqa: E402
 from bioscan_kmer.model import encoder as enc  # noqa: E402
 from bioscan_kmer.train import TrainConfig  # noqa: E402
-from bioscan_kmer.train.distributed import DistInfo  # noqa: E402
+from bioscan_kmer.train.ddp import DistInfo  # noqa: E402
 from bioscan_kmer.train.loop import Trainer  # noqa: E402
 
 START = time.perf_counter()
@@ -301,7 +301,8 @@ def train_step_run(shards: Path, preset: str, batch: int, attention_kind: str, r
                    profile: bool = True, loss_chunk_rows: int | None = None) -> dict:
     torch._dynamo.reset()
     cfg = TrainConfig(preset=preset, steps=10**6, batch_size=batch, compile=False, loss_chunk_rows=loss_chunk_rows,
-                      num_workers=workers, device="cuda", progress=False, val_split=None, lr=1e-4)
+                      num_workers=workers, device="cuda", progress=False, val_split=None, lr=1e-4,
+                      precision="auto", clip_grad=1.0)  # the step the recorded tables time
     info = DistInfo(0, 1, 0, torch.device("cuda"), False)
     trainer = Trainer(cfg, info, str(shards), out, None, None, None, False, None)
     if compile_mode is not None:

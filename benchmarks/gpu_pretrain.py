@@ -33,7 +33,7 @@ from bioscan_kmer.data.shards import write_shards
 from bioscan_kmer.model import PRESETS, estimate_mfu, flops_per_token, peak_flops
 from bioscan_kmer.train import TrainConfig
 from bioscan_kmer.train.batches import BatchStream, open_source
-from bioscan_kmer.train.distributed import DistInfo
+from bioscan_kmer.train.ddp import DistInfo
 from bioscan_kmer.train.loop import Trainer
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -88,7 +88,8 @@ def time_loader(shards: Path, batch_size: int, workers: int, batches: int, pin: 
 def time_ours(shards: Path, preset: str, batch_size: int, compile_: bool, device: torch.device,
               warmup: int, steps: int, workers: int, out: Path) -> dict:
     cfg = TrainConfig(preset=preset, steps=warmup + steps, batch_size=batch_size, compile=compile_,
-                      num_workers=workers, device=str(device), progress=False, val_split=None, lr=1e-4)
+                      num_workers=workers, device=str(device), progress=False, val_split=None, lr=1e-4,
+                      precision="auto", clip_grad=1.0)  # the step the recorded tables time
     info = DistInfo(0, 1, 0, device, False)
     trainer = Trainer(cfg, info, str(shards), out, None, None, None, False, None)
     batches = iter(trainer.stream)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 
 import numpy as np
+import pytest
 
 from bioscan_kmer import KmerTokenizer
 
@@ -57,14 +58,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def ddp_worker(rank: int, world_size: int, port: int, kwargs: dict) -> None:
+def ddp_worker(rank: int, world_size: int, port: int, kwargs: dict, result_path: str | None = None) -> None:
     """Entry point of one process of a gloo DDP test run (spawned; must be importable).
 
     Checks that ``pretrain`` left the process group and freed its DDP wrapper, then ends
     the process with ``os._exit``: what the test covers is done, and the interpreter's
     shutdown (c10d's and gloo's static destructors, in an order torch decides) is not
     ours to test. A crash before that point still fails the test, and faulthandler then
-    prints every thread's Python stack to the captured stderr.
+    prints every thread's Python stack to the captured stderr. With ``result_path``, each
+    rank writes its result's ``steps`` and ``stopped_by`` to ``<result_path>.<rank>``.
     """
     import faulthandler
     import gc
@@ -81,7 +83,12 @@ def ddp_worker(rank: int, world_size: int, port: int, kwargs: dict) -> None:
     torch.set_num_threads(1)
     from bioscan_kmer.train import pretrain
 
-    pretrain(**kwargs)
+    result = pretrain(**kwargs)
+    if result_path is not None:
+        import json
+
+        with open(f"{result_path}.{rank}", "w") as f:
+            json.dump({k: result[k] for k in ("steps", "stopped_by")}, f)
     assert not dist.is_initialized(), f"rank {rank}: pretrain() did not leave the process group"
     alive = [o for o in gc.get_objects() if isinstance(o, DistributedDataParallel)]
     assert not alive, f"rank {rank}: {len(alive)} DDP module(s) outlive pretrain()"
@@ -101,3 +108,26 @@ def torch_threads(n: int):
         yield
     finally:
         torch.set_num_threads(before)
+
+
+class SignalAt:
+    """``on_step`` hook that sends this process ``signum`` after optimizer step ``step``
+    (on rank ``rank`` only, under DDP): a real signal at a known point of a run.
+    A class, so that it pickles into spawned processes."""
+
+    def __init__(self, step: int, signum: int, rank: int = 0) -> None:
+        self.step, self.signum, self.rank = step, signum, rank
+
+    def __call__(self, step: int, info: dict) -> None:
+        import os
+
+        if step == self.step and int(os.environ.get("RANK", "0")) == self.rank:
+            os.kill(os.getpid(), self.signum)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """One torch thread for a whole test module (import this fixture to use it): the tiny
+    models gain nothing from more, and the count is process-wide."""
+    with torch_threads(1):
+        yield

@@ -9,14 +9,7 @@ import torch.nn.functional as F
 from bioscan_kmer import KmerTokenizer
 from bioscan_kmer.model import (IGNORE_INDEX, PRESETS, Encoder, EncoderConfig, MaskedLM, estimate_mfu,
                                 flops_per_token, get_preset)
-from model_synthetic import torch_threads
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # One thread: tiny models gain nothing from more, and the count is process-wide.
-    with torch_threads(1):
-        yield
+from model_synthetic import one_torch_thread  # noqa: F401 (autouse fixture)
 
 
 def small_config(**kw):
@@ -209,12 +202,28 @@ def test_dropout_is_seeded_and_off_in_eval():
     assert torch.equal(model(ids, mask)[0], model(ids, mask)[0])
 
 
-def test_flops_per_token_counts_matmuls():
-    cfg = small_config()
-    C, F_, L, T = 32, 64, 2, 10
-    weights = L * (4 * C * C + 2 * C * F_) + C * cfg.num_kmers
-    assert flops_per_token(cfg, T, training=False) == 2 * weights + 4 * L * T * C
-    assert flops_per_token(cfg, T) == 3 * flops_per_token(cfg, T, training=False)
+@pytest.mark.parametrize("head", ["classifier", "lm"])
+def test_flops_per_token_matches_torchs_flop_counter(head):
+    """``flops_per_token`` against what torch counts (``FlopCounterMode``) in a real forward
+    and forward + backward, not against its own formula (issue 10 item 17). Attention runs
+    through SDPA's math backend here, whose matmuls the counter sees; embedding lookups,
+    LayerNorm and softmax are not matmuls and count for neither."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    cfg = small_config(head=head)
+    model = MaskedLM(cfg)
+    B, T = 3, 12
+    ids, mask = random_batch(cfg, B=B, T=T)
+    labels = torch.where(mask.bool(), ids - cfg.first_kmer_id, IGNORE_INDEX)
+    with sdpa_kernel(SDPBackend.MATH):
+        with FlopCounterMode(display=False) as forward:
+            model(ids, mask)
+        with FlopCounterMode(display=False) as training:
+            _, loss = model(ids, mask, labels)
+            loss.backward()
+    assert forward.get_total_flops() == flops_per_token(cfg, T, training=False) * B * T
+    assert training.get_total_flops() == flops_per_token(cfg, T) * B * T
     # MFU is linear in throughput and inverse in peak.
     m = estimate_mfu(cfg, T, 1000.0, peak=1e9)
     assert math.isclose(m, flops_per_token(cfg, T) * 1000.0 / 1e9)

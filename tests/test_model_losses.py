@@ -11,13 +11,8 @@ from bioscan_kmer.model.losses import linear_cross_entropy
 from bioscan_kmer.train import pretrain
 from bioscan_kmer.train.runlog import read_log
 
-from model_synthetic import synthetic_shards, torch_threads
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    with torch_threads(1):
-        yield
+from model_synthetic import synthetic_shards
+from model_synthetic import one_torch_thread  # noqa: F401 (autouse fixture)
 
 
 def _problem(N, C, K, seed, dtype=torch.float64, bias=True):
@@ -102,17 +97,36 @@ def test_masked_lm_loss_chunks_match_the_plain_loss(head, reduction):
 
 
 def test_chunked_loss_under_bf16_autocast():
+    """The chunked loss under bf16 autocast follows the float32 loss of the same labels.
+
+    The model must be confident for this to test anything: at chance level every labelling
+    gives about ln K, so a loss that ignored or shuffled its labels would pass (issue 10
+    item 17). Scaling the head makes the model's own argmax labels cost ~1 nat and shuffled
+    ones ~10, far outside the tolerance.
+    """
     cfg = get_preset("tiny", dropout=0.0, attention_dropout=0.0)
+    torch.manual_seed(0)
     model = MaskedLM(cfg)
+    with torch.no_grad():
+        model.head.proj.weight.mul_(20)
     ids = torch.randint(cfg.first_kmer_id, cfg.vocab_size, (4, 16))
-    labels = ids - cfg.first_kmer_id
+    with torch.no_grad():
+        labels = model(ids)[0].argmax(-1)  # (B, T): what the model predicts
+    shuffled = labels.flatten()[torch.randperm(labels.numel(), generator=torch.Generator().manual_seed(1))]
+    _, ref = model(ids, None, labels)  # float32
+    ref_grad = torch.autograd.grad(ref, model.head.proj.weight)[0]
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        _, a = model(ids, None, labels)
-        _, b = model(ids, None, labels, loss_chunk_rows=10)
-    assert b.dtype == torch.float32
-    torch.testing.assert_close(b, a, rtol=0.02, atol=0.02)
-    b.backward()
-    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+        _, plain = model(ids, None, labels)
+        _, chunked = model(ids, None, labels, loss_chunk_rows=10)
+        _, wrong = model(ids, None, shuffled.view_as(labels), loss_chunk_rows=10)
+    assert chunked.dtype == torch.float32
+    torch.testing.assert_close(chunked, ref.detach(), rtol=0.02, atol=0.02)
+    torch.testing.assert_close(plain, ref.detach(), rtol=0.02, atol=0.02)
+    # The tolerance is far below what a wrong labelling costs.
+    assert wrong.item() > ref.item() + 5
+    grad = torch.autograd.grad(chunked, model.head.proj.weight)[0]
+    assert torch.isfinite(grad).all()
+    assert F.cosine_similarity(grad.flatten(), ref_grad.flatten(), dim=0) > 0.99
 
 
 def test_pretraining_with_loss_chunks_follows_the_plain_run(tmp_path):

@@ -8,14 +8,8 @@ import torch
 from bioscan_kmer import KmerTokenizer
 from bioscan_kmer.model import IGNORE_INDEX, apply_masking, get_preset, mask_barcodebert, mask_bert
 
-from model_synthetic import species_sequences, torch_threads
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # One thread: tiny models gain nothing from more, and the count is process-wide.
-    with torch_threads(1):
-        yield
+from model_synthetic import species_sequences
+from model_synthetic import one_torch_thread  # noqa: F401 (autouse fixture)
 
 
 def tokenized(preset, n=400, seed=0):

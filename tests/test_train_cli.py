@@ -10,13 +10,8 @@ from bioscan_kmer.model import load_checkpoint
 from bioscan_kmer.model import checkpoint as checkpoint_module
 from bioscan_kmer.train import loop as loop_module
 
-from model_synthetic import synthetic_shards, torch_threads
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # One thread: tiny models gain nothing from more, and the count is process-wide.
-    with torch_threads(1):
-        yield
+from model_synthetic import synthetic_shards
+from model_synthetic import one_torch_thread  # noqa: F401 (autouse fixture)
 
 
 @pytest.fixture(scope="module")
@@ -96,3 +91,75 @@ def test_disk_full_while_checkpointing(shards, tmp_path, capsys, monkeypatch):
 def test_bad_setting(shards, tmp_path, capsys):
     assert main(args(shards, tmp_path / "run", "--grad-accum", "0")) == 2
     one_line_error(capsys, "grad_accum must be a positive int")
+
+
+def test_resume_from_a_checkpoint_without_training_state(shards, tmp_path, capsys):
+    """Issue 10 item 10: a model-only checkpoint (no train_config, rng, ...) was a KeyError."""
+    from bioscan_kmer.model import MaskedLM, get_preset, save_checkpoint
+
+    config = get_preset("tiny").with_tokenizer(__import__("bioscan_kmer").KmerTokenizer(k=4, preset="barcodebert"))
+    save_checkpoint(tmp_path / "run" / "checkpoint.pt",
+                    {"model": MaskedLM(config).state_dict(), "config": config.to_dict()})
+    assert main(args(shards, tmp_path / "run", "--resume")) == 2
+    one_line_error(capsys, "checkpoint.pt cannot be resumed: it lacks train_config, optimizer, scheduler, rng")
+    # A training checkpoint from before the recipes (another schedule class).
+    assert main(args(shards, tmp_path / "old")) == 0
+    capsys.readouterr()
+    state = load_checkpoint(tmp_path / "old")
+    del state["train_config"]["recipe"]
+    save_checkpoint(tmp_path / "old" / "checkpoint.pt", {k: v for k, v in state.items() if k != "format"})
+    assert main(args(shards, tmp_path / "old", "--resume")) == 2
+    one_line_error(capsys, "written by an older bioscan-kmer", "start a new run")
+    # A file that is not a checkpoint at all, in one line too.
+    (tmp_path / "run" / "checkpoint.pt").write_text("not torch")
+    assert main(args(shards, tmp_path / "run", "--resume")) == 2
+    one_line_error(capsys, "is not a checkpoint")
+
+
+def test_internal_errors_keep_their_traceback(shards, tmp_path, monkeypatch):
+    """Issue 10 item 11: every ValueError/TypeError used to become exit 2 and one line, bugs
+    included. Only the project's user-error types do now."""
+    def bug(self, stop=None):
+        raise ValueError("an internal bug, not the user's mistake")
+
+    from bioscan_kmer.train.cli import main as pretrain_main  # `pretrain` alone, without cli.py's net
+
+    monkeypatch.setattr(loop_module.Trainer, "run", bug)
+    with pytest.raises(ValueError, match="internal bug"):
+        pretrain_main(args(shards, tmp_path / "run")[1:])
+    monkeypatch.setattr(loop_module.Trainer, "run", lambda self, stop=None: len(None))
+    with pytest.raises(TypeError):
+        pretrain_main(args(shards, tmp_path / "run2")[1:])
+
+
+def test_every_option_has_help():
+    import argparse
+
+    from bioscan_kmer.train.cli import _add_arguments
+
+    parser = argparse.ArgumentParser()
+    _add_arguments(parser)
+    bare = [a.option_strings[0] for a in parser._actions if not a.help and a.option_strings]
+    assert bare == []
+    text = parser.format_help()
+    assert "--seed SEED" in text and "seed of initialisation" in text
+
+
+def test_preset_defaults_and_printed_settings(shards, tmp_path, capsys):
+    """Issue 13 item 2: tiny trains with the demo's settings unless told otherwise, and the
+    run says which settings it used."""
+    argv = ["pretrain", "--data", str(shards), "--preset", "tiny", "--steps", "2", "--out", str(tmp_path / "r"),
+            "--device", "cpu", "--threads", "1", "--val-split", "none"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    start = [line for line in captured.err.splitlines() if line.startswith("pretrain: preset tiny")]
+    assert len(start) == 1
+    for part in ("recipe demo", "2 steps", "batch 32 x 1 x 1 process = 32", "lr 0.003", "clip 1",
+                 "(fp32 on cpu)"):
+        assert part in start[0], (part, start[0])
+    assert "settings: preset tiny, recipe demo" in captured.out
+    assert main(argv[:-6] + ["--out", str(tmp_path / "s"), "--batch-size", "8", "--lr", "1e-3",
+                             "--recipe", "barcodebert", "--device", "cpu", "--no-progress",
+                             "--val-split", "none"]) == 0
+    out = capsys.readouterr().out
+    assert "recipe barcodebert: 2 steps, batch 8" in out and "lr 0.001" in out and "no clipping" in out

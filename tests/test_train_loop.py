@@ -10,13 +10,8 @@ from bioscan_kmer.model import load_checkpoint, load_model
 from bioscan_kmer.train import TrainConfig, pretrain
 from bioscan_kmer.train.runlog import read_log
 
-from model_synthetic import ddp_worker, free_port, species_sequences, synthetic_shards, torch_threads
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # One thread: tiny models gain nothing from more, and the count is process-wide.
-    with torch_threads(1):
-        yield
+from model_synthetic import ddp_worker, free_port, species_sequences, synthetic_shards
+from model_synthetic import one_torch_thread  # noqa: F401 (autouse fixture)
 
 
 @pytest.fixture(scope="module")

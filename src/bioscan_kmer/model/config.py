@@ -12,9 +12,18 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-__all__ = ["EncoderConfig", "PRESETS", "get_preset", "vocab_from_tokenizer"]
+__all__ = ["EncoderConfig", "ConfigError", "PRESETS", "get_preset", "vocab_from_tokenizer"]
 
 _HEADS = ("classifier", "lm")
+
+
+class ConfigError(ValueError):
+    """A model or training configuration that cannot be used.
+
+    Bad values, a vocabulary that does not fit the data, or a checkpoint whose settings
+    differ from the run resuming it. The command line reports it in one line (exit 2).
+    """
+
 _TOKENIZER_PRESETS = ("barcodebert", "bert")
 
 
@@ -88,40 +97,35 @@ class EncoderConfig:
                      "intermediate_size", "max_position_embeddings", "k", "num_kmers"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"EncoderConfig.{name} must be a positive int, got {value!r}")
+                raise ConfigError(f"EncoderConfig.{name} must be a positive int, got {value!r}")
         if self.hidden_size % self.num_heads:
-            raise ValueError(
+            raise ConfigError(
                 f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}"
             )
         for name in ("dropout", "attention_dropout"):
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:
-                raise ValueError(f"EncoderConfig.{name} must be in [0, 1), got {value!r}")
+                raise ConfigError(f"EncoderConfig.{name} must be in [0, 1), got {value!r}")
         if self.type_vocab_size < 0:
-            raise ValueError(f"type_vocab_size must be >= 0, got {self.type_vocab_size}")
+            raise ConfigError(f"type_vocab_size must be >= 0, got {self.type_vocab_size}")
         if self.head not in _HEADS:
-            raise ValueError(f"head must be one of {_HEADS}, got {self.head!r}")
+            raise ConfigError(f"head must be one of {_HEADS}, got {self.head!r}")
         if self.tokenizer_preset not in _TOKENIZER_PRESETS:
-            raise ValueError(
+            raise ConfigError(
                 f"tokenizer_preset must be one of {_TOKENIZER_PRESETS}, got {self.tokenizer_preset!r}"
             )
         if self.first_kmer_id < 0 or self.first_kmer_id + self.num_kmers > self.vocab_size:
-            raise ValueError(
+            raise ConfigError(
                 f"k-mer ids [{self.first_kmer_id}, {self.first_kmer_id + self.num_kmers}) do not fit "
                 f"in vocab_size {self.vocab_size}"
             )
         for name in ("pad_token_id", "unk_token_id", "mask_token_id"):
             value = getattr(self, name)
             if value is not None and not 0 <= value < self.vocab_size:
-                raise ValueError(f"{name} {value} is outside the vocabulary (size {self.vocab_size})")
+                raise ConfigError(f"{name} {value} is outside the vocabulary (size {self.vocab_size})")
         if self.pad_token_id is not None and self.pad_token_id in (self.unk_token_id, self.mask_token_id):
             # One shared row for padding and unknown is one of BarcodeBERT's known faults.
-            raise ValueError("pad_token_id must differ from unk_token_id and mask_token_id")
-
-    @property
-    def head_dim(self) -> int:
-        """Width of one attention head."""
-        return self.hidden_size // self.num_heads
+            raise ConfigError("pad_token_id must differ from unk_token_id and mask_token_id")
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-able dict (inverse of :meth:`from_dict`)."""
@@ -133,7 +137,7 @@ class EncoderConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
-            raise ValueError(f"unknown EncoderConfig fields: {', '.join(unknown)}")
+            raise ConfigError(f"unknown EncoderConfig fields: {', '.join(unknown)}")
         return cls(**dict(data))
 
     def replace(self, **changes: Any) -> "EncoderConfig":
@@ -159,10 +163,10 @@ class EncoderConfig:
         diffs = [f"{k}={theirs[k]!r} (model expects {ours[k]!r})" for k in _VOCAB_FIELDS
                  if theirs[k] != ours[k]]
         if diffs:
-            raise ValueError(f"vocabulary of {what} does not match the model: " + ", ".join(diffs))
+            raise ConfigError(f"vocabulary of {what} does not match the model: " + ", ".join(diffs))
         seq_len = getattr(tokenizer, "seq_len", None)
         if seq_len is not None and seq_len > self.max_position_embeddings:
-            raise ValueError(
+            raise ConfigError(
                 f"sequences of {what} have {seq_len} tokens but the model has only "
                 f"{self.max_position_embeddings} positions"
             )
@@ -262,5 +266,5 @@ def get_preset(name: str, **overrides: Any) -> EncoderConfig:
     try:
         config = PRESETS[name]
     except KeyError:
-        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None
+        raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None
     return config.replace(**overrides) if overrides else config

@@ -213,13 +213,6 @@ class Encoder(nn.Module):
             raise ValueError("this encoder has no pooler (EncoderConfig.pooler=False)")
         return torch.tanh(self.pooler(hidden[:, 0]))
 
-    def num_parameters(self, *, exclude_embeddings: bool = False) -> int:
-        """Parameter count, optionally without the embedding tables."""
-        n = sum(p.numel() for p in self.parameters())
-        if exclude_embeddings:
-            n -= sum(p.numel() for p in self.embeddings.parameters())
-        return n
-
 
 class ClassifierHead(nn.Module):
     """BarcodeBERT's head: dropout + Linear(C, K) (a ``BertForTokenClassification``)."""

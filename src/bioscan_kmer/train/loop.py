@@ -9,11 +9,12 @@ model, optimizer and schedule, then loop over optimizer steps. Each step
 4. runs forward/backward with the summed loss divided by that count, so that gradients are
    the per-token mean of the global batch whatever the split over processes and
    micro-batches (DDP then averages: hence the factor ``world_size``),
-5. clips, steps AdamW and the schedule.
+5. clips (when the recipe does), steps AdamW and the schedule.
 
 Logging, validation and checkpoints happen between steps. A checkpoint holds everything
 the next step depends on (weights, optimizer, schedule, RNG states, data position), so a
-resumed run computes what the uninterrupted one would have.
+resumed run computes what the uninterrupted one would have. SIGTERM or SIGUSR1 ends the run
+after the current step, with a checkpoint (:mod:`bioscan_kmer.train.preemption`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import contextlib
 import json
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -29,16 +31,17 @@ from typing import Any, Callable, Sequence
 import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from ..model.checkpoint import DiskFullError, load_checkpoint, save_checkpoint
-from ..model.config import EncoderConfig, get_preset
+from ..model.checkpoint import CheckpointError, DiskFullError, load_checkpoint, save_checkpoint
+from ..model.config import ConfigError, EncoderConfig, get_preset
 from ..model.encoder import IGNORE_INDEX, MaskedLM
 from ..model.masking import apply_masking
 from ..model.mfu import estimate_mfu, peak_flops
 from .batches import BatchStream, open_source, shard_has_split
 from .config import TrainConfig
-from .distributed import (DistInfo, all_reduce_sum, barrier, broadcast_object, gather_objects,
-                          setup_distributed, teardown_distributed)
+from .ddp import (DistInfo, all_reduce_max, all_reduce_sum, barrier, broadcast_object, gather_objects,
+                  setup_distributed, teardown_distributed)
 from .optim import make_optimizer, make_scheduler
+from .preemption import StopSignals
 from .runlog import JsonlLog, plot_loss_curve, read_log
 
 __all__ = ["pretrain", "Trainer"]
@@ -89,18 +92,27 @@ def pretrain(
     Returns
     -------
     dict
-        ``steps``, ``first_loss``, ``last_loss``, ``val_loss``, ``tokens_per_s``, ``mfu``,
-        ``checkpoint``, ``log``, ``plot``, ``out_dir``, ``elapsed_s``, ``resumed_from``.
+        ``steps``, ``total_steps``, ``first_loss``, ``last_loss``, ``val_loss``,
+        ``tokens_per_s``, ``mfu``, ``checkpoint``, ``log``, ``plot``, ``out_dir``,
+        ``elapsed_s``, ``resumed_from``, ``world_size``, ``settings`` (the effective
+        settings in one line) and ``stopped_by`` (``"SIGTERM"`` / ``"SIGUSR1"`` when a
+        signal ended the run early, after writing the checkpoint; else None).
 
     Raises
     ------
-    ValueError
-        Bad settings, a vocabulary that does not match the preset, a missing shard or split
-        (``ShardError``), a resumption that does not match its checkpoint.
+    ConfigError (a ValueError)
+        Bad settings, a vocabulary that does not match the preset, a resumption whose
+        settings, model or data differ from its checkpoint's.
+    ShardError (a ValueError)
+        A missing shard directory, manifest or split.
+    CheckpointError (a ValueError)
+        ``out_dir/checkpoint.pt`` is not a training checkpoint that can be resumed.
     FileExistsError
         ``out_dir`` already holds a checkpoint and ``resume`` is False.
     DiskFullError
         Not enough disk space for the checkpoints.
+    Stopped
+        SIGTERM or SIGUSR1 arrived before training started (nothing written).
     """
     if train_config is None:
         train_config = TrainConfig(**settings)
@@ -108,15 +120,19 @@ def pretrain(
         raise TypeError("give either train_config or keyword settings, not both")
     info = setup_distributed(train_config.device)
     threads_before = torch.get_num_threads()
+    tf32_before = torch.backends.cuda.matmul.allow_tf32
     trainer = None
     try:
-        if train_config.threads is not None:
-            torch.set_num_threads(train_config.threads)
-        trainer = Trainer(train_config, info, data, Path(out_dir), model_config, tokenizer, val_data,
-                          resume, on_step)
-        return trainer.run()
+        with StopSignals() as stop:
+            if train_config.threads is not None:
+                torch.set_num_threads(train_config.threads)
+            trainer = Trainer(train_config, info, data, Path(out_dir), model_config, tokenizer, val_data,
+                              resume, on_step)
+            stop.defer()
+            return trainer.run(stop)
     finally:
         torch.set_num_threads(threads_before)
+        torch.backends.cuda.matmul.allow_tf32 = tf32_before
         # The DDP wrapper holds the process group: drop it here, so that leaving the group
         # really ends it now rather than at interpreter shutdown (see teardown_distributed).
         trainer = None
@@ -144,6 +160,7 @@ class Trainer:
         self.source = open_source(data, cfg.train_split, tokenizer=tokenizer,
                                   random_offset=cfg.random_offset, seed=cfg.seed)
         self.val_source = self._open_validation(data, tokenizer, val_data)
+        self.cfg = cfg = cfg.with_steps(self._micro_batches_per_epoch())
 
         # Model config: the preset's, checked against (or adopting) the data's vocabulary.
         mcfg = model_config if model_config is not None else get_preset(cfg.preset)
@@ -153,7 +170,7 @@ class Trainer:
             mcfg.check_tokenizer(self.source.tokenizer, what=self.source.description)
         except ValueError as exc:
             name = "the given model config" if model_config is not None else f"preset {cfg.preset!r}"
-            raise ValueError(f"{name}: {exc}") from None
+            raise ConfigError(f"{name}: {exc}") from None
         if cfg.dropout is not None:
             mcfg = mcfg.replace(dropout=cfg.dropout, attention_dropout=cfg.dropout)
         self.mcfg = mcfg
@@ -191,15 +208,28 @@ class Trainer:
             model = DDP(model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.model = model
 
-        if self.device.type == "cuda":
-            torch.backends.cuda.matmul.allow_tf32 = True
-        use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and self.device.type == "cuda")
-        self.autocast = (lambda: torch.autocast(self.device.type, dtype=torch.bfloat16)) if use_bf16 \
-            else contextlib.nullcontext
+        # Precision is a speed switch the run asks for, never a side effect: fp32 means full
+        # float32 matmuls on a GPU too (TF32 off, as in the original); pretrain() restores
+        # the process-wide TF32 flag when it returns.
+        precision = cfg.precision
+        if precision == "auto":
+            precision = "bf16" if self.device.type == "cuda" else "fp32"
+        torch.backends.cuda.matmul.allow_tf32 = precision in ("tf32", "bf16")
+        self.autocast = (lambda: torch.autocast(self.device.type, dtype=torch.bfloat16)) \
+            if precision == "bf16" else contextlib.nullcontext
+        self.precision = precision
         self.tokens_per_step = cfg.batch_size * cfg.grad_accum * info.world_size * self.source.seq_len
         self.peak = peak_flops(self.device) * info.world_size
 
     # Setup helpers ---------------------------------------------------------------------
+
+    def _micro_batches_per_epoch(self) -> int:
+        cfg, world = self.cfg, self.info.world_size
+        n = len(self.source.dataset)
+        if n < cfg.batch_size * world:
+            raise ConfigError(f"{self.source.description} has {n:,} rows, fewer than one global batch "
+                              f"({cfg.batch_size} x {world} process{'es' if world > 1 else ''})")
+        return (n // world) // cfg.batch_size
 
     def _existing_checkpoint(self, resume: bool) -> dict | None:
         if not self.ckpt_path.exists():
@@ -209,7 +239,13 @@ class Trainer:
                 f"{self.ckpt_path} already exists: pass resume=True (--resume) to continue "
                 "that run, or choose another output directory"
             )
-        return load_checkpoint(self.ckpt_path, map_location="cpu")
+        state = load_checkpoint(self.ckpt_path, map_location="cpu")
+        missing = [key for key in _RESUME_KEYS if key not in state]
+        if missing:
+            raise CheckpointError(
+                f"{self.ckpt_path} cannot be resumed: it lacks {', '.join(missing)} (a model-only "
+                "checkpoint?); choose another output directory to start a new run")
+        return state
 
     def _open_validation(self, data: Any, tokenizer: Any, val_data: Any):
         cfg = self.cfg
@@ -227,19 +263,28 @@ class Trainer:
 
     def _check_resumable(self) -> None:
         state, cfg = self.state, self.cfg
-        saved = TrainConfig.from_dict(state["train_config"])
-        diffs = saved.differences(cfg)
+        if isinstance(state["train_config"], dict) and "recipe" not in state["train_config"]:
+            # Written before training recipes: its one-cycle schedule was another class with
+            # another state, which cannot be continued exactly.
+            raise CheckpointError(f"{self.ckpt_path} was written by an older bioscan-kmer (before "
+                                  "training recipes) and cannot be resumed exactly; start a new run")
+        try:
+            saved = TrainConfig.from_dict(state["train_config"])
+            saved_model = EncoderConfig.from_dict(state["config"])
+        except (ValueError, TypeError) as exc:
+            raise CheckpointError(f"{self.ckpt_path} cannot be resumed: its settings are unreadable "
+                                  f"({' '.join(str(exc).split())})") from None
+        diffs = saved.with_steps(self._micro_batches_per_epoch()).differences(cfg)
         if diffs:
-            raise ValueError("cannot resume with different settings: " + "; ".join(diffs))
-        saved_model = EncoderConfig.from_dict(state["config"])
+            raise ConfigError("cannot resume with different settings: " + "; ".join(diffs))
         if saved_model != self.mcfg:
-            raise ValueError("cannot resume: the model configuration differs from the checkpoint's")
+            raise ConfigError("cannot resume: the model configuration differs from the checkpoint's")
         if state["data_fingerprint"] != self.source.fingerprint:
-            raise ValueError(f"cannot resume: {self.source.description} is not the data the "
-                             "checkpoint was trained on")
+            raise ConfigError(f"cannot resume: {self.source.description} is not the data the "
+                              "checkpoint was trained on")
         if state["world_size"] != self.info.world_size:
-            raise ValueError(f"cannot resume: the checkpoint was written by {state['world_size']} "
-                             f"processes, this run has {self.info.world_size}")
+            raise ConfigError(f"cannot resume: the checkpoint was written by {state['world_size']} "
+                              f"processes, this run has {self.info.world_size}")
 
     def _check_disk_space(self) -> None:
         # Weights + two AdamW moments in float32, twice: the new checkpoint is written to a
@@ -258,9 +303,13 @@ class Trainer:
 
     def _restore(self) -> None:
         state = self.state
-        self.raw_model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        try:
+            self.raw_model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise CheckpointError(f"{self.ckpt_path} cannot be resumed: its weights or optimizer state "
+                                  f"do not fit this run ({' '.join(str(exc).split())[:300]})") from None
         self.step = int(state["step"])
         self.tokens_seen = int(state["tokens_seen"])
         self.stream.seek(state["data_position"])
@@ -274,14 +323,20 @@ class Trainer:
 
     # The loop ----------------------------------------------------------------------------
 
-    def run(self) -> dict[str, Any]:
+    def run(self, stop: StopSignals | None = None) -> dict[str, Any]:
+        """Train up to ``cfg.steps``; a stop signal recorded by ``stop`` ends the run early,
+        after the current step and its checkpoint."""
         cfg, info = self.cfg, self.info
         resumed_from = self.step if self.state is not None else None
         log = None
+        settings = cfg.describe(info.world_size) + f" ({self.precision} on {self.device.type})"
         if info.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             log = JsonlLog(self.out / LOG_NAME, truncate_after=resumed_from)
-            self._write_run_files()
+            self._write_run_files(settings)
+            if cfg.progress:
+                print(f"pretrain: {settings}", file=sys.stderr, flush=True)
+        stopping = _StopAgreement(stop, info, self.device)
         self.state = None  # the checkpoint's tensors are restored; free them
         bar = None
         if cfg.progress and info.is_main:
@@ -321,7 +376,7 @@ class Trainer:
                     tokens_per_s = window_steps * self.tokens_per_step / elapsed
                     mfu = estimate_mfu(self.mcfg, self.source.seq_len, tokens_per_s, peak=self.peak)
                     record.update(
-                        loss=loss, lr=self.scheduler.get_last_lr()[0], tokens_per_s=tokens_per_s,
+                        loss=loss, lr=self.step_lr, tokens_per_s=tokens_per_s,
                         real_tokens_per_s=window_real.item() / elapsed, mfu=mfu,
                         tokens_seen=self.tokens_seen, epoch=self.stream.epoch,
                         elapsed_s=time.perf_counter() - run_start,
@@ -343,7 +398,8 @@ class Trainer:
                         log.write({"step": self.step, "val_loss": val_loss})
                     # Validation time is not training throughput.
                     window_start += time.perf_counter() - t
-                if (cfg.ckpt_every and self.step % cfg.ckpt_every == 0) or self.step == cfg.steps:
+                stop_now = stopping.agreed()
+                if (cfg.ckpt_every and self.step % cfg.ckpt_every == 0) or self.step == cfg.steps or stop_now:
                     t = time.perf_counter()
                     self._save()
                     # Checkpoint time is not training throughput.
@@ -352,6 +408,8 @@ class Trainer:
                     bar.update(1)
                 if self.on_step is not None:
                     self.on_step(self.step, record)
+                if stop_now:
+                    break
         finally:
             self.stream.close()  # the loader's persistent workers
             if bar is not None:
@@ -370,6 +428,9 @@ class Trainer:
         barrier(info)
         return {
             "steps": self.step,
+            "total_steps": cfg.steps,
+            "stopped_by": stopping.name if self.step < cfg.steps else None,
+            "settings": settings,
             "first_loss": first_loss,
             "last_loss": last_loss,
             "val_loss": val_loss,
@@ -411,8 +472,11 @@ class Trainer:
                                              loss_chunk_rows=cfg.loss_chunk_rows)
                 (loss_sum * scale).backward()
             total += loss_sum.detach().double()
-        if cfg.clip_grad is not None:
+        if cfg.clip_grad:
             torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), cfg.clip_grad)
+        # The rate this step used: what the log reports (after the last step the schedule
+        # points past its end, a value no step uses).
+        self.step_lr = self.optimizer.param_groups[0]["lr"]
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
@@ -482,9 +546,64 @@ class Trainer:
         if error is not None:
             raise DiskFullError(28, error)
 
-    def _write_run_files(self) -> None:
+    def _write_run_files(self, settings: str) -> None:
+        effective = {"steps": self.cfg.steps, "epochs": self.cfg.epochs, "lr": self.lr,
+                     "global_batch": self.cfg.batch_size * self.cfg.grad_accum * self.info.world_size,
+                     "precision": self.precision, "device": str(self.device), "summary": settings}
         (self.out / "config.json").write_text(json.dumps(
-            {"model": self.mcfg.to_dict(), "train": self.cfg.to_dict(),
+            {"model": self.mcfg.to_dict(), "train": self.cfg.to_dict(), "effective": effective,
              "world_size": self.info.world_size, "data": self.source.description},
             indent=1) + "\n", encoding="utf-8")
         self.source.tokenizer.save(self.out / "tokenizer.json")
+
+
+#: What a training checkpoint must hold to be resumed.
+_RESUME_KEYS = ("train_config", "optimizer", "scheduler", "rng", "step", "tokens_seen",
+                "data_position", "data_fingerprint", "world_size")
+
+
+class _StopAgreement:
+    """Whether to stop after this step: a stop signal seen by any process, the same answer
+    on all of them.
+
+    One process reads its own signal. Several combine theirs with an all-reduce (max of the
+    signal numbers, 0 for none) every step, so every process also learns which signal
+    stopped the run; on CUDA the result is copied to the host without waiting and read one
+    step later, so the check never stalls the GPU's queue: all stop after the same step, one
+    step after the signal at most.
+    """
+
+    def __init__(self, stop: StopSignals | None, info: DistInfo, device: torch.device) -> None:
+        self.stop, self.info, self.device = stop, info, device
+        self.signum = 0
+        self._flag = torch.zeros(1, device=device, dtype=torch.int32) if info.enabled else None
+        self._pending: tuple[torch.Tensor, Any] | None = None
+
+    @property
+    def name(self) -> str | None:
+        """The signal that stopped the run (``"SIGTERM"``), or None."""
+        import signal
+
+        return signal.Signals(self.signum).name if self.signum else None
+
+    def _local(self) -> int:
+        return (self.stop.signum or 0) if self.stop is not None else 0
+
+    def agreed(self) -> bool:
+        if not self.info.enabled:
+            self.signum = self._local()
+            return bool(self.signum)
+        self._flag.fill_(self._local())
+        all_reduce_max(self._flag, self.info)
+        if self.device.type != "cuda":
+            self.signum = int(self._flag.item())
+            return bool(self.signum)
+        if self._pending is not None:
+            host, event = self._pending
+            event.synchronize()
+            self.signum = int(host.item())
+        host = self._flag.to("cpu", non_blocking=True)
+        event = torch.cuda.Event()
+        event.record()
+        self._pending = (host, event)
+        return bool(self.signum)

@@ -1,4 +1,7 @@
-"""Process-group setup for ``torchrun`` (NCCL on GPUs, gloo on CPUs)."""
+"""Data-parallel training helpers: the process group under ``torchrun`` (NCCL on GPUs, gloo on CPUs).
+
+Not to be confused with :mod:`bioscan_kmer.distributed` (Dask, for the data layer).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistInfo", "setup_distributed", "teardown_distributed", "all_reduce_sum", "gather_objects"]
+__all__ = ["DistInfo", "setup_distributed", "teardown_distributed", "all_reduce_sum", "all_reduce_max",
+           "gather_objects", "broadcast_object", "barrier"]
 
 
 @dataclass
@@ -110,3 +114,10 @@ def broadcast_object(obj: Any, info: DistInfo) -> Any:
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         dist.barrier()
+
+
+def all_reduce_max(tensor: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """Element-wise maximum of ``tensor`` over processes, in place (no-op for one process)."""
+    if info.enabled:
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return tensor
