@@ -163,3 +163,15 @@ def test_preset_defaults_and_printed_settings(shards, tmp_path, capsys):
                              "--val-split", "none"]) == 0
     out = capsys.readouterr().out
     assert "recipe barcodebert: 2 steps, batch 8" in out and "lr 0.001" in out and "no clipping" in out
+
+
+def test_training_and_checkpoint_errors_are_user_errors():
+    # The one mechanism of bioscan_kmer.errors decides what `bioscan-kmer` reports in one
+    # line: the model layer's own error types must be part of it, or `evaluate` with a bad
+    # checkpoint would print a traceback through the top-level command.
+    from bioscan_kmer.errors import is_user_error
+    from bioscan_kmer.model.checkpoint import CheckpointError
+    from bioscan_kmer.model.config import ConfigError
+
+    assert is_user_error(CheckpointError("x")) and is_user_error(ConfigError("x"))
+    assert not is_user_error(ValueError("a bug"))

@@ -24,6 +24,7 @@ from typing import Any, Mapping
 import torch
 
 from bioscan_kmer._atomic import fsync_dir
+from bioscan_kmer.errors import UserError
 
 from .config import ConfigError, EncoderConfig
 from .encoder import Encoder, MaskedLM
@@ -39,7 +40,7 @@ class DiskFullError(OSError):
     """No space left on the device while writing a checkpoint."""
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A file that cannot be used as a checkpoint: not one at all, damaged, holding pickled
     objects other than tensors, or weights that do not fit their configuration."""
 

@@ -12,12 +12,14 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from bioscan_kmer.errors import UserError
+
 __all__ = ["EncoderConfig", "ConfigError", "PRESETS", "get_preset", "vocab_from_tokenizer"]
 
 _HEADS = ("classifier", "lm")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A model or training configuration that cannot be used.
 
     Bad values, a vocabulary that does not fit the data, or a checkpoint whose settings

@@ -113,21 +113,10 @@ def _error(message: str) -> int:
     return 2
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """The project's named user-error types: reported in one line, exit 2. Anything else
-    is a bug and keeps its traceback."""
-    from ..cli import UsageError
-    from ..data.reading import DataFileError
-    from ..data.shards import ShardError
-    from ..model.checkpoint import CheckpointError
-    from ..model.config import ConfigError
-
-    return (UsageError, DataFileError, ShardError, CheckpointError, ConfigError)
-
-
 def run(args: argparse.Namespace) -> int:
     """Run the parsed command; returns the exit status: 2 for a user-facing error,
     128 + the signal number when SIGTERM/SIGUSR1 stopped the run (after its checkpoint)."""
+    from ..errors import is_user_error, one_line
     from ..model.checkpoint import DiskFullError
     from .config import TrainConfig
     from .loop import pretrain
@@ -159,8 +148,10 @@ def run(args: argparse.Namespace) -> int:
         if isinstance(exc, (FileNotFoundError, FileExistsError, PermissionError)):
             return _error(str(exc))
         raise
-    except _user_errors() as exc:
-        return _error(str(exc))
+    except Exception as exc:
+        if not is_user_error(exc):
+            raise
+        return _error(one_line(exc))
     if result["world_size"] == 1 or _is_main():
         loss = result["last_loss"]
         val = result["val_loss"]
