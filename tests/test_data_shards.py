@@ -332,3 +332,19 @@ def test_sequence_dataset_collate_matches_per_offset_tokenize(tok):
     # Raw sequences are tokenized as given: letters outside ACGT become [UNK], no error.
     raw = SequenceDataset(["acgtACGT"], tok, random_offset=False)
     assert raw.read_batch([0])["input_ids"][0, :2].tolist() == [tok.unk_id, tok.token_to_id("ACGT")]
+
+
+def test_row_offsets_are_uniform_and_independent_per_epoch_and_seed():
+    pytest.importorskip("torch")
+    from bioscan_kmer.data.torch_data import row_offsets
+
+    rows = np.arange(100_000)
+    for k in (4, 8):
+        counts = np.bincount(row_offsets(rows, k, 3, 5), minlength=k)
+        assert np.all(np.abs(counts / len(rows) - 1 / k) < 0.01), counts
+    # Another epoch, or another seed, draws afresh: agreement is chance (1/k), not more.
+    # (With the seed only added to the counter, seed s + 1 repeated seed s one row later.)
+    same_epoch = np.mean(row_offsets(rows, 4, 3, 0) == row_offsets(rows, 4, 3, 1))
+    shifted_seed = np.mean(row_offsets(rows, 4, 0, 0) == row_offsets(rows + 1, 4, 1, 0))
+    assert abs(same_epoch - 0.25) < 0.01 and abs(shifted_seed - 0.25) < 0.01
+    np.testing.assert_array_equal(row_offsets(rows[:50], 4, 3, 5), row_offsets(rows, 4, 3, 5)[:50])

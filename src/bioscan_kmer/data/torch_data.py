@@ -42,16 +42,28 @@ def _batch_rows(indices, n: int) -> np.ndarray:
     return idx
 
 
+_M64 = (1 << 64) - 1
+
+
+def _mix64(z: int) -> int:
+    """SplitMix64's finaliser on a Python int (a scalar key)."""
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+    return z ^ (z >> 31)
+
+
 def row_offsets(indices, k: int, seed: int, epoch: int = 0) -> np.ndarray:
     """Deterministic per-row offsets in ``[0, k)`` from (seed, epoch, row index).
 
     A counter-based hash (SplitMix64) rather than a stateful generator, so that the offsets
     do not depend on the number of DataLoader workers or on the order in which batches are
     drawn. Draws are independent per epoch, as BarcodeBERT's ``torch.randint`` per item.
+    (seed, epoch) is hashed into the key first, so that another seed is not the same
+    offsets shifted by some rows.
     """
+    key = np.uint64(_mix64((int(seed) * 0x9E3779B97F4A7C15 + _mix64(int(epoch) & _M64)) & _M64))
     x = np.asarray(indices, dtype=np.uint64)
     with np.errstate(over="ignore"):
-        key = np.uint64((int(seed) * 0x9E3779B97F4A7C15 + int(epoch) * 0xBF58476D1CE4E5B9) % (1 << 64))
         z = x * np.uint64(0x9E3779B97F4A7C15) + key
         z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
