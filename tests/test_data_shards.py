@@ -257,6 +257,31 @@ def test_bad_inputs_to_write_shards(tmp_path, tok):
     with pytest.raises(ValueError, match="k must be between"):
         write_shards(tmp_path, {"train": SEQS}, {"k": 0})
     assert not (tmp_path / MANIFEST_NAME).exists()  # nothing was written
+    # The chunks of a chunked array are rows of one split, numbered across chunks.
+    chunked = pa.chunked_array([["ACGT"], [], ["AC", "AxT"]], type=pa.large_string())
+    with pytest.raises(ValueError, match=r"sequence 2 has 'x' at position 1"):
+        write_shards(tmp_path, {"train": chunked}, tok)
+    with pytest.raises(TypeError, match=r"sequence 2 is missing"):
+        write_shards(tmp_path, {"train": pa.chunked_array([["ACGT", "AC"], [None]], type=pa.large_string())}, tok)
+
+
+def test_chunked_barcodes_are_written_without_concatenation(tmp_path, tok, monkeypatch):
+    chunks = [SEQS[:2], [], SEQS[2:]]
+    import bioscan_kmer.data.shards as shards
+
+    written = []
+    real = shards._write_buffer_atomic
+
+    def spy(path, arrays):
+        written.append([len(a) for a in arrays] if isinstance(arrays, list) else len(arrays))
+        return real(path, arrays)
+
+    monkeypatch.setattr(shards, "_write_buffer_atomic", spy)
+    write_shards(tmp_path, {"train": (pa.chunked_array(chunks, type=pa.large_string()), _labels(4))}, tok)
+    assert written[0] == [len(SEQS[0]) + len(SEQS[1]), 0, len(SEQS[2]) + len(SEQS[3])]  # one array per chunk
+    shard = open_shard(tmp_path, "train", verify=True)
+    assert shard.barcodes.to_arrow().to_pylist() == SEQS
+    assert read_manifest(tmp_path)["splits"]["train"]["rows"] == 4
 
 
 def test_empty_split_and_resume_check(tmp_path, tok):

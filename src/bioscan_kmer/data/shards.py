@@ -73,8 +73,9 @@ class ShardError(ValueError):
 
 # Writing ---------------------------------------------------------------------------------
 
-def _write_buffer_atomic(path: Path, arr: np.ndarray) -> dict:
-    """Write a 1-D array's bytes to ``path`` atomically; return name, size and SHA-256.
+def _write_buffer_atomic(path: Path, arrays) -> dict:
+    """Write the bytes of a 1-D array (or of several, one after the other) to ``path``
+    atomically; return name, size and SHA-256.
 
     Each block is hashed on a second thread while it is written (both release the GIL):
     for a 512 MiB file, 1.4 s instead of 3.3 s hashing then writing (2-core VM).
@@ -82,21 +83,24 @@ def _write_buffer_atomic(path: Path, arr: np.ndarray) -> dict:
     from concurrent.futures import ThreadPoolExecutor
 
     digest = hashlib.sha256()
-    flat = memoryview(np.ascontiguousarray(arr)).cast("B")
+    size = 0
     with replacing(path) as tmp:
         with open(tmp, "wb") as fh, ThreadPoolExecutor(1) as hasher:
             hashed = None
-            for start in range(0, len(flat), _BLOCK_BYTES):
-                block = flat[start:start + _BLOCK_BYTES]
-                if hashed is not None:
-                    hashed.result()  # blocks enter the digest in order
-                hashed = hasher.submit(digest.update, block)
-                fh.write(block)
+            for arr in ([arrays] if isinstance(arrays, np.ndarray) else arrays):
+                flat = memoryview(np.ascontiguousarray(arr)).cast("B")
+                size += len(flat)
+                for start in range(0, len(flat), _BLOCK_BYTES):
+                    block = flat[start:start + _BLOCK_BYTES]
+                    if hashed is not None:
+                        hashed.result()  # blocks enter the digest in order
+                    hashed = hasher.submit(digest.update, block)
+                    fh.write(block)
             if hashed is not None:
                 hashed.result()
             fh.flush()
             os.fsync(fh.fileno())
-    return {"file": path.name, "bytes": len(flat), "sha256": digest.hexdigest()}
+    return {"file": path.name, "bytes": size, "sha256": digest.hexdigest()}
 
 
 def _sha256_file(path: Path) -> str:
@@ -178,28 +182,58 @@ def _split_value(name: str, value: Any) -> tuple[Any, Any]:
     return value, None
 
 
-def _pack_split(name: str, value: Any, check_bases: bool) -> tuple[PackedBarcodes, Any]:
+def _pack_split(name: str, value: Any, check_bases: bool) -> tuple[list[PackedBarcodes], Any]:
+    """A split's barcodes as packed parts (one per chunk of a chunked Arrow array, so that
+    chunks are written one after the other, never concatenated), and its labels."""
     seqs, labels = _split_value(name, value)
-    try:
-        packed = PackedBarcodes.from_sequences(seqs)
-    except TypeError as exc:
-        raise TypeError(f"split {name!r}: {exc}") from None
-    if check_bases:
-        bad = first_bad_base(packed.bases, packed.offsets)
-        if bad is not None:
-            row, pos, byte = bad
-            raise ValueError(
-                f"split {name!r}: sequence {row} has {chr(byte)!r} at position {pos}; shards hold "
-                "A, C, G, T and N only: clean the barcodes first (bioscan_kmer.clean)"
-            )
+    chunked = _is_chunked(seqs)
+    parts, rows = [], 0
+    for chunk in (seqs.chunks if chunked else [seqs]):
+        try:
+            part = PackedBarcodes.from_sequences(chunk)
+        except TypeError as exc:
+            raise TypeError(f"split {name!r}: {_shift_row(str(exc), rows)}") from None
+        if check_bases:
+            bad = first_bad_base(part.bases, part.offsets)
+            if bad is not None:
+                row, pos, byte = bad
+                raise ValueError(
+                    f"split {name!r}: sequence {rows + row} has {chr(byte)!r} at position {pos}; shards "
+                    "hold A, C, G, T and N only: clean the barcodes first (bioscan_kmer.clean)"
+                )
+        parts.append(part)
+        rows += len(part)
     if labels is not None:
         if not hasattr(labels, "columns"):
             raise TypeError(f"split {name!r}: labels must be a pandas DataFrame or None, "
                             f"got {type(labels).__name__}")
-        if len(labels) != len(packed):
+        if len(labels) != rows:
             raise ValueError(f"split {name!r}: labels have {len(labels)} rows but there are "
-                             f"{len(packed)} sequences")
-    return packed, labels
+                             f"{rows} sequences")
+    return parts, labels
+
+
+def _is_chunked(seqs: Any) -> bool:
+    import sys
+
+    pa = sys.modules.get("pyarrow")
+    return pa is not None and isinstance(seqs, pa.ChunkedArray)
+
+
+def _shift_row(message: str, rows: int) -> str:
+    """``message`` about "sequence i" of a chunk, about the split's row instead."""
+    m = re.match(r"sequence (\d+)", message)
+    return message if m is None else f"sequence {int(m.group(1)) + rows}{message[m.end():]}"
+
+
+def _offsets_of(parts: list[PackedBarcodes]) -> np.ndarray:
+    """The split's row offsets (int64 little-endian, rows + 1) from its parts'."""
+    out = [np.zeros(1, dtype="<i8")]
+    base = 0
+    for part in parts:
+        out.append(np.asarray(part.offsets[1:], dtype="<i8") + base)
+        base += len(part.bases)
+    return np.concatenate(out)
 
 
 def write_shards(
@@ -220,9 +254,10 @@ def write_shards(
     splits : mapping of str to sequences or (sequences, labels)
         ``{split: seqs}`` or ``{split: (seqs, labels_df or None)}``. ``seqs`` are cleaned
         barcodes (letters ``ACGTN`` only; :func:`bioscan_kmer.clean` makes them) as a
-        pyarrow string array (stored without a Python string per row), a pandas Series or
-        a list of ``str``; ``labels_df`` is a DataFrame with one row per barcode, stored as
-        Parquet.
+        pyarrow string array (stored without a Python string per row; the chunks of a
+        chunked array are written one after the other, never concatenated), a pandas Series
+        or a list of ``str``; ``labels_df`` is a DataFrame with one row per barcode, stored
+        as Parquet.
     tokenizer : KmerTokenizer or mapping
         The tokenizer readers apply (its configuration, or the configuration itself):
         stored in the manifest and the default of every loader of the shards.
@@ -267,13 +302,12 @@ def _write_shards(out_dir, splits: Mapping[str, Any], tokenizer, *, extra, check
     fsync_dir(out)
 
     split_records = {}
-    for name, (packed, labels) in checked.items():
+    for name, (parts, labels) in checked.items():
         record = {
-            "rows": len(packed),
-            "bases": int(len(packed.bases)),
-            "sequences": _write_buffer_atomic(out / f"{name}.seq.bin", packed.bases),
-            "offsets": _write_buffer_atomic(out / f"{name}.offsets.bin",
-                                            np.asarray(packed.offsets, dtype="<i8")),
+            "rows": sum(map(len, parts)),
+            "bases": sum(len(part.bases) for part in parts),
+            "sequences": _write_buffer_atomic(out / f"{name}.seq.bin", [part.bases for part in parts]),
+            "offsets": _write_buffer_atomic(out / f"{name}.offsets.bin", _offsets_of(parts)),
             "labels": None,
         }
         if labels is not None:
