@@ -16,7 +16,7 @@ import torch
 from torch.utils.data.distributed import DistributedSampler
 
 from bioscan_kmer import KmerTokenizer, tokenize
-from bioscan_kmer.data.shards import ShardError, write_shards
+from bioscan_kmer.data.shards import write_shards
 from bioscan_kmer.data.torch_data import SequenceDataset, ShardDataset, row_offsets
 from bioscan_kmer.train.batches import BatchStream, DataSource, open_source
 
