@@ -370,6 +370,6 @@ def test_row_offsets_are_uniform_and_independent_per_epoch_and_seed():
     # Another epoch, or another seed, draws afresh: agreement is chance (1/k), not more.
     # (With the seed only added to the counter, seed s + 1 repeated seed s one row later.)
     same_epoch = np.mean(row_offsets(rows, 4, 3, 0) == row_offsets(rows, 4, 3, 1))
-    shifted_seed = np.mean(row_offsets(rows, 4, 0, 0) == row_offsets(rows + 1, 4, 1, 0))
+    shifted_seed = np.mean(row_offsets(rows + 1, 4, 0, 0) == row_offsets(rows, 4, 1, 0))
     assert abs(same_epoch - 0.25) < 0.01 and abs(shifted_seed - 0.25) < 0.01
     np.testing.assert_array_equal(row_offsets(rows[:50], 4, 3, 5), row_offsets(rows, 4, 3, 5)[:50])
