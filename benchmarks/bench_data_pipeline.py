@@ -1,7 +1,7 @@
 """End-to-end data pipeline on synthetic data: seconds and peak memory per step.
 
 Steps: synthesize, write CSV, read CSV, clean, unique, statistics, split,
-prepare (tokenized shards of all splits). Each row count runs in a fresh
+prepare (shards of all splits: sequence shards since format 2, tokenized shards before). Each row count runs in a fresh
 subprocess. Peak memory is measured per step: the kernel's high-water mark of
 this process's RSS (VmHWM) is reset before each step (``/proc/self/clear_refs``),
 so a step's peak includes what earlier steps left alive (the table) but not

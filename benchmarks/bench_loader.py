@@ -1,23 +1,21 @@
-"""Pretraining loader throughput: whole-batch ``BatchStream`` vs. the per-row path it replaced.
+"""Pretraining loader throughput: tokenizing at read time (every k-mer frame) vs pre-tokenized rows.
 
-Baseline, measured in the same run and re-implemented below as it was: a ``DataLoader``
-with ``batch_size`` over a ``DistributedSampler``, ``ShardDataset.__getitems__`` splitting
-one int64 read into per-row dicts, ``default_collate`` stacking them again, and worker
-processes re-spawned every epoch (``persistent_workers=False``).
-New: :class:`bioscan_kmer.train.batches.BatchStream` (one ``read_batch`` per batch, int32 ids
-and uint8 mask, persistent workers, a sampler that runs on across epochs, small batches
-pickled through the worker pipe); with workers it is also timed with torch's own transport
-(a shared-memory segment per tensor), the choice the pipe replaced.
+New: what ``pretrain`` reads, :class:`bioscan_kmer.train.batches.BatchStream` over sequence
+shards (``open_source``): per batch, one gather of the barcodes from the memory-mapped
+``seq.bin`` and one core ``tokenize`` call with a random offset in ``[0, k)`` per row.
+Baseline, measured in the same run through the same BatchStream: the pre-tokenized reader
+that shard format 1 had (ids and mask written by ``prepare`` at offset 0, one memmap gather
+per batch; re-implemented below as it was). Both read the same COI-like barcodes (600-660
+nt) for ``--epochs`` epochs; the first batch (worker start-up) is not timed. Best of
+``--repeats``, the two interleaved.
 
-Both read the same synthetic shards (COI-like barcodes of 600-660 nt tokenized by the
-``barcodebert`` preset: k=4 -> 165 tokens a row in uint16, k=8 -> 82 tokens in int32) for
-``--epochs`` epochs; the first batch (worker start-up, once per run) is not timed, the
-baseline's re-spawn at each later epoch is. Best of ``--repeats``.
+The issue's target: at least 10x the rows/s that the fastest compiled training step
+recorded in benchmarks/results consumes, with the worker count ``pretrain`` uses by default.
 
     python benchmarks/bench_loader.py                          # k=4 and 8, workers 0 1 2
-    python benchmarks/bench_loader.py --rows 1000000 --workers 0 2 4 6 --pin
+    python benchmarks/bench_loader.py --rows 1000000 --workers 0 2 4 --pin
 
-Prints a table and writes ``benchmarks/results/loader.md`` (``--out`` to change).
+Prints a table and writes ``benchmarks/results/loader_read_time_tokenize.md`` (``--out``).
 """
 
 from __future__ import annotations
@@ -30,23 +28,22 @@ import platform
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Sampler
-from torch.utils.data.distributed import DistributedSampler
 
 from bioscan_kmer import KmerTokenizer
 from bioscan_kmer.data.shards import write_shards
-from bioscan_kmer.data.torch_data import ShardDataset
-import bioscan_kmer.train.batches as batch_module
-from bioscan_kmer.train.batches import BatchStream, open_source
+from bioscan_kmer.data.torch_data import _batch_rows
+from bioscan_kmer.train.batches import BatchStream, DataSource, open_source
+from bioscan_kmer.train.config import TrainConfig
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
-# What training consumes on an H200 (benchmarks/results/gpu_pretrain_h200.md, fastest
-# configuration of each preset): tokens/s divided by tokens per row.
+# What the fastest compiled training step of each preset consumes on an H200, in rows/s:
+# tokens/s over tokens per row (benchmarks/results/gpu_pretrain_h200.md; the step times of
+# gpu_mfu_probe_h200_run*.json agree: 71 ms at batch 256 = 3,606 rows/s for 4-12-12,
+# 27.2 ms = 9,412 rows/s for 8-4-4).
 TRAINING_ROWS_PER_S = {4: 597_091 / 165,   # barcodebert-4-12-12, batch 256, compiled
                        8: 805_550 / 82}    # bioscan5m-8-4-4, batch 512, compiled
 
@@ -70,66 +67,52 @@ def barcodes(n: int, seed: int = 0) -> list[str]:
     return out
 
 
-def make_shards(directory: Path, k: int, seqs: list[str]) -> int:
-    tok = KmerTokenizer(k=k, max_len=660)
-    enc = tok(seqs, return_tensors="np")
-    # uint16 holds k <= 7 vocabularies; k=8 (65,538 ids) needs 32 bits.
-    dtype = np.uint16 if tok.vocab_size <= 65535 else np.int32
-    write_shards(directory, {"pretrain": (enc["input_ids"].astype(dtype), enc["attention_mask"], None)}, tok)
-    return tok.seq_len
+# The pre-tokenized reader, as it was --------------------------------------------------------
 
+class PreTokenizedDataset:
+    """Shard format 1's ``ShardDataset.read_batch``: ids and mask written once at offset 0,
+    memory-mapped, one gather per batch (the epoch is ignored: one frame only)."""
 
-# The per-row path, as it was ------------------------------------------------------------
-
-class PerRowShardDataset(ShardDataset):
-    """The old ``__getitems__``: one int64 read per batch, split into per-row dicts."""
-
-    def __getitems__(self, indices):
-        idx = np.asarray(indices, dtype=np.int64)
-        shard = self._open()
-        ids = torch.from_numpy(shard.ids[idx].astype(np.int64))
-        mask = torch.from_numpy(shard.mask[idx].astype(np.int64))
-        return [{"input_ids": ids[j], "attention_mask": mask[j]} for j in range(len(idx))]
-
-
-class _SkipSampler(Sampler):
-    def __init__(self, base: DistributedSampler) -> None:
-        self.base = base
-        self.skip = 0
-
-    def __iter__(self) -> Iterator[int]:
-        return itertools.islice(iter(self.base), self.skip, None)
+    def __init__(self, directory: Path, tok: KmerTokenizer, seqs: list[str]) -> None:
+        self.directory, self.shape = directory, (len(seqs), tok.seq_len)
+        # uint16 holds k <= 7 vocabularies; k=8 (65,538 ids) needs 32 bits.
+        self.dtype = np.uint16 if tok.vocab_size <= 65535 else np.int32
+        enc = tok(seqs, return_tensors="np")
+        enc["input_ids"].astype(self.dtype).tofile(directory / "ids.bin")
+        enc["attention_mask"].astype(np.uint8).tofile(directory / "mask.bin")
+        self._maps = None
 
     def __len__(self) -> int:
-        return len(self.base) - self.skip
+        return self.shape[0]
+
+    def __getstate__(self):
+        return {**self.__dict__, "_maps": None}  # workers map the files themselves
+
+    def read_batch(self, indices, *, epoch=None):
+        if self._maps is None:
+            self._maps = (np.memmap(self.directory / "ids.bin", dtype=self.dtype, mode="r", shape=self.shape),
+                          np.memmap(self.directory / "mask.bin", dtype=np.uint8, mode="r", shape=self.shape))
+        idx = _batch_rows(indices, self.shape[0])
+        ids, mask = self._maps
+        return {"input_ids": torch.from_numpy(ids[idx].astype(np.int32)),
+                "attention_mask": torch.from_numpy(mask[idx])}
 
 
-def per_row_stream(shards: Path, batch_size: int, workers: int, pin: bool, seed: int = 1):
-    """The old ``BatchStream.__iter__``: a fresh DataLoader iterator (and workers) per epoch."""
-    dataset = PerRowShardDataset(shards, "pretrain")
-    sampler = DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=True, seed=seed, drop_last=True)
-    loader = DataLoader(dataset, batch_size=batch_size, sampler=_SkipSampler(sampler), drop_last=True,
-                        collate_fn=None, num_workers=workers, pin_memory=pin,
-                        generator=torch.Generator().manual_seed(seed), persistent_workers=False)
-    for epoch in itertools.count():
-        sampler.set_epoch(epoch)
-        yield from loader
+# Timing --------------------------------------------------------------------------------------
 
-
-# Timing --------------------------------------------------------------------------------
-
-def time_stream(make, batches: int) -> float:
+def time_stream(source: DataSource, batch_size: int, workers: int, pin: bool, batches: int) -> float:
     """Rows per second over ``batches`` batches after the first one."""
-    it = make()
+    stream = BatchStream(source, batch_size, num_workers=workers, pin_memory=pin, seed=1)
+    it = iter(stream)
     next(it)  # worker start-up is not throughput
     rows = 0
     t = time.perf_counter()
     for batch in itertools.islice(it, batches - 1):
         rows += batch["input_ids"].shape[0]
     dt = time.perf_counter() - t
-    it.close()
-    del it
-    gc.collect()  # shut the workers down before the next measurement
+    stream.close()
+    del it, stream
+    gc.collect()
     return rows / dt
 
 
@@ -139,29 +122,21 @@ def run(rows: int, ks: list[int], workers: list[int], batch_size: int, epochs: i
     seqs = barcodes(rows)
     with tempfile.TemporaryDirectory() as tmp:
         for k in ks:
+            tok = KmerTokenizer(k=k, max_len=660)
             shards = Path(tmp) / f"k{k}"
-            seq_len = make_shards(shards, k, seqs)
-            per_epoch = rows // batch_size
-            batches = epochs * per_epoch
+            write_shards(shards, {"pretrain": seqs}, tok)
+            pre_dir = Path(tmp) / f"pre{k}"
+            pre_dir.mkdir()
+            pre = DataSource(dataset=PreTokenizedDataset(pre_dir, tok, seqs), tokenizer=tok, seq_len=tok.seq_len,
+                             description="pre-tokenized", fingerprint={})
+            batches = epochs * (rows // batch_size)
             for w in workers:
-                def new():
-                    return iter(BatchStream(open_source(shards, "pretrain"), batch_size, num_workers=w,
-                                            pin_memory=pin, seed=1))
-
-                old, ours, shm = [], [], []
-                for _ in range(repeats):  # interleaved, so that drifts in machine load hit all
-                    old.append(time_stream(lambda: per_row_stream(shards, batch_size, w, pin), batches))
-                    ours.append(time_stream(new, batches))
-                    if w:
-                        # The same stream with torch's own transport: every tensor through a
-                        # shared-memory segment (workers fork after this is set).
-                        saved, batch_module._PIPE_MAX_BYTES = batch_module._PIPE_MAX_BYTES, 0
-                        try:
-                            shm.append(time_stream(new, batches))
-                        finally:
-                            batch_module._PIPE_MAX_BYTES = saved
-                row = {"k": k, "seq_len": seq_len, "workers": w, "old_rows_per_s": max(old),
-                       "new_rows_per_s": max(ours), "shm_rows_per_s": max(shm) if shm else None}
+                old, new = [], []
+                for _ in range(repeats):  # interleaved, so that drifts in machine load hit both
+                    old.append(time_stream(pre, batch_size, w, pin, batches))
+                    new.append(time_stream(open_source(shards, "pretrain", seed=1), batch_size, w, pin, batches))
+                row = {"k": k, "seq_len": tok.seq_len, "workers": w, "old_rows_per_s": max(old),
+                       "new_rows_per_s": max(new)}
                 row["ratio"] = row["new_rows_per_s"] / row["old_rows_per_s"]
                 row["x_training"] = row["new_rows_per_s"] / TRAINING_ROWS_PER_S[k] if k in TRAINING_ROWS_PER_S else None
                 results.append(row)
@@ -169,17 +144,16 @@ def run(rows: int, ks: list[int], workers: list[int], batch_size: int, epochs: i
     return results
 
 
-HEADER = ("| k (tokens) | workers | per-row rows/s | per-row tokens/s | BatchStream rows/s "
-          "| BatchStream tokens/s | ratio | x H200 training | BatchStream, shm transport rows/s |\n"
-          "|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+HEADER = ("| k (tokens) | workers | pre-tokenized rows/s | read-time rows/s | read-time tokens/s "
+          "| read-time / pre-tokenized | x fastest H200 training step |\n"
+          "|---|---:|---:|---:|---:|---:|---:|")
 
 
 def format_row(r: dict) -> str:
     x = f"{r['x_training']:.0f}x" if r["x_training"] is not None else "-"
-    shm = f"{r['shm_rows_per_s']:,.0f}" if r["shm_rows_per_s"] is not None else "-"
     return (f"| {r['k']} ({r['seq_len']}) | {r['workers']} | {r['old_rows_per_s']:,.0f} "
-            f"| {r['old_rows_per_s'] * r['seq_len']:,.0f} | {r['new_rows_per_s']:,.0f} "
-            f"| {r['new_rows_per_s'] * r['seq_len']:,.0f} | {r['ratio']:.1f}x | {x} | {shm} |")
+            f"| {r['new_rows_per_s']:,.0f} | {r['new_rows_per_s'] * r['seq_len']:,.0f} "
+            f"| {r['ratio']:.2f}x | {x} |")
 
 
 def machine() -> str:
@@ -197,31 +171,33 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--pin", action="store_true", help="pin batches (needs CUDA)")
-    parser.add_argument("--out", type=Path, default=RESULTS / "loader.md")
+    parser.add_argument("--out", type=Path, default=RESULTS / "loader_read_time_tokenize.md")
     args = parser.parse_args()
     if args.rows < 2 * args.batch_size:
         parser.error("--rows must hold at least two batches")
 
+    default_workers = TrainConfig().num_workers
     print(f"{machine()}; {args.rows:,} rows, batch {args.batch_size}, {args.epochs} epochs, "
-          f"best of {args.repeats}, pin_memory={args.pin}")
+          f"best of {args.repeats}, pin_memory={args.pin}; pretrain's default num_workers: {default_workers}")
     print(HEADER)
     results = run(args.rows, args.ks, args.workers, args.batch_size, args.epochs, args.repeats, args.pin)
     command = "python benchmarks/bench_loader.py " + " ".join(
         f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
         for k, v in vars(args).items() if k not in ("out", "pin")) + (" --pin" if args.pin else "")
     text = [
-        "# Pretraining loader throughput",
+        "# Pretraining loader: tokenizing at read time",
         "",
         f"`{command}` on {machine()}.",
         "",
-        "Per-row: the loader before this change (per-row int64 dicts re-stacked by "
-        "`default_collate`, workers re-spawned each epoch). BatchStream: whole-batch "
-        "`read_batch`, int32 ids + uint8 mask, persistent workers, batches up to 512 KiB leave "
-        "a worker as pickled arrays (shm transport: as torch's shared-memory tensors "
-        "instead, the choice it replaces). Rows/s over "
+        "Read-time: `BatchStream` over sequence shards as `pretrain` reads them (one gather from "
+        "`seq.bin` and one core `tokenize` per batch, a random offset in [0, k) per row, int32 ids "
+        "+ uint8 mask). Pre-tokenized: the same stream over ids and masks written once at offset 0 "
+        "(shard format 1's reader). Rows/s over "
         f"{args.epochs} epochs of {args.rows:,} rows after the first batch, best of {args.repeats}; "
-        "x H200 training = BatchStream rows/s over the rows/s the fastest H200 run of the "
-        "preset with that k consumes (benchmarks/results/gpu_pretrain_h200.md).",
+        "x fastest H200 training step = read-time rows/s over the rows/s the fastest compiled "
+        "training step of the preset with that k consumes (4-12-12: 3,619 rows/s, 8-4-4: 9,824 "
+        "rows/s; benchmarks/results/gpu_pretrain_h200.md). "
+        f"`pretrain`'s default `num_workers` is {default_workers}.",
         "",
         HEADER,
         *map(format_row, results),

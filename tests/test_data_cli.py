@@ -49,11 +49,10 @@ def test_pipeline_synth_stats_split_clean_prepare(tmp_path, capsys):
     train = open_shard(shards, "train")
     assert len(train) == (df["split"] == "train").sum()
     assert train.labels["species_id"].min() >= 0
-    # Pretrain shard = pretrain + other_heldout, cleaned and deduplicated.
-    from bioscan_kmer import clean
+    # Pretrain shard = BarcodeBERT's pretraining set of the table (tests/test_pretraining_data.py).
+    from bioscan_kmer.data.prepare import pretraining_barcodes
 
-    pool = df[df["split"].isin(["pretrain", "other_heldout"])]["dna_barcode"]
-    assert len(open_shard(shards, "pretrain")) == len(set(clean(pool)))
+    assert open_shard(shards, "pretrain").barcodes.to_arrow().to_pylist() == pretraining_barcodes(df).to_pylist()
     # Re-running with the same input and options resumes (nothing redone).
     mtime = (shards / "manifest.json").stat().st_mtime_ns
     code, out, _ = run(capsys, "prepare", str(meta), "-o", str(shards), "-q")

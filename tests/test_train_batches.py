@@ -1,8 +1,10 @@
-"""BatchStream: whole-batch reads give exactly the rows the per-row DistributedSampler path gave.
+"""BatchStream: whole-batch reads give exactly the rows the per-row DistributedSampler path gave,
+and read-time tokenization gives each row at the offset drawn for (seed, epoch, row).
 
 The reference is the old semantics spelled out directly: a ``DistributedSampler`` (drop_last,
 seed + epoch), its indices cut into full micro-batches, each row read through the datasets'
-documented per-row API (``ds[i]``, int64) or ``SequenceDataset.collate`` at that epoch.
+documented per-row API (``ds[i]``, int64) or ``SequenceDataset.collate`` at that epoch; and,
+under it, the core's ``tokenize(seq, offset=o)`` of each barcode.
 """
 
 import itertools
@@ -13,9 +15,9 @@ import pytest
 import torch
 from torch.utils.data.distributed import DistributedSampler
 
-from bioscan_kmer import KmerTokenizer
+from bioscan_kmer import KmerTokenizer, tokenize
 from bioscan_kmer.data.shards import write_shards
-from bioscan_kmer.data.torch_data import SequenceDataset, ShardDataset
+from bioscan_kmer.data.torch_data import SequenceDataset, ShardDataset, row_offsets
 from bioscan_kmer.train.batches import BatchStream, DataSource, open_source
 
 from model_synthetic import species_sequences
@@ -33,18 +35,17 @@ def seqs():
     return species_sequences(ROWS, length=48, seed=5)
 
 
-def _write(out, tok, seqs, dtype):
-    enc = tok(seqs, return_tensors="np")
+def _write(out, tok, seqs):
     labels = pd.DataFrame({"processid": [f"P{i}" for i in range(len(seqs))],
                            "species": ["Aus bus"] * len(seqs),
                            "species_id": np.arange(len(seqs), dtype=np.int64) * 3})
-    write_shards(out, {"pretrain": (enc["input_ids"].astype(dtype), enc["attention_mask"], labels)}, tok)
+    write_shards(out, {"pretrain": (seqs, labels)}, tok)
     return out
 
 
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory, tok, seqs):
-    return _write(tmp_path_factory.mktemp("shards"), tok, seqs, np.uint16)
+    return _write(tmp_path_factory.mktemp("shards"), tok, seqs)
 
 
 def reference_batches(n, batch_size, *, rank=0, world_size=1, seed=0, shuffle=True, epoch=0):
@@ -65,10 +66,17 @@ def reference_stream(n, batch_size, *, start=(0, 0), **kwargs):
         epoch, first = epoch + 1, 0
 
 
-def shard_rows(ds, rows):
-    """The old path: per-row int64 items, stacked."""
+def shard_rows(ds, rows, epoch=0):
+    """The per-row path at ``epoch``: int64 items, stacked."""
+    ds.set_epoch(epoch)
     items = [ds[i] for i in rows]
     return {key: torch.stack([item[key] for item in items]) for key in items[0]}
+
+
+def tokenized(tok, seqs, rows, offsets):
+    """The core's ids of each of ``rows``, one call per row at its offset."""
+    return torch.from_numpy(np.concatenate([tok([seqs[r]], offset=int(o), return_tensors="np")["input_ids"]
+                                            for r, o in zip(rows, offsets)]))
 
 
 def assert_same_batch(got, want):
@@ -89,7 +97,7 @@ def test_shard_stream_equals_distributed_sampler_over_epochs(shards, workers):
         ref = reference_stream(ROWS, 4, rank=rank, world_size=2, seed=7)
         epochs = []
         for (epoch, rows), batch in zip(itertools.islice(ref, 13), stream):
-            assert_same_batch(batch, shard_rows(ds, rows))
+            assert_same_batch(batch, shard_rows(ds, rows, epoch))
             assert batch["input_ids"].dtype == torch.int32
             assert batch["attention_mask"].dtype == torch.uint8
             assert batch["labels"].dtype == torch.int64
@@ -122,14 +130,14 @@ def test_seek_mid_epoch_continues_like_an_uninterrupted_stream(shards, workers):
     stream.seek({"epoch": 2, "batch": 5})
     ref = reference_stream(ROWS, 5, seed=11, start=(2, 5))
     positions = []
-    for (_, rows), batch in zip(itertools.islice(ref, 10), stream):
-        assert_same_batch(batch, shard_rows(ds, rows))
+    for (epoch, rows), batch in zip(itertools.islice(ref, 10), stream):
+        assert_same_batch(batch, shard_rows(ds, rows, epoch))
         positions.append((stream.epoch, stream.batch))
     assert positions == [(2, 6), (3, 0)] + [(3, b) for b in range(1, 7)] + [(4, 0), (4, 1)]
     # Iterating again continues from the position, on the same (persistent) workers.
     assert stream.loader.persistent_workers == (workers > 0)
     batch = next(iter(stream))
-    assert_same_batch(batch, shard_rows(ds, reference_batches(ROWS, 5, seed=11, epoch=4)[1]))
+    assert_same_batch(batch, shard_rows(ds, reference_batches(ROWS, 5, seed=11, epoch=4)[1], 4))
     assert stream.position == {"epoch": 4, "batch": 2}
 
 
@@ -153,13 +161,59 @@ def test_raw_sequences_draw_offsets_of_each_epoch_in_persistent_workers(tok, seq
     assert any(changed)
 
 
-def test_random_offsets_do_not_depend_on_workers(tok, seqs):
+@pytest.mark.parametrize("kind", ["shards", "sequences"])
+def test_random_offsets_do_not_depend_on_workers(tok, seqs, shards, kind):
     outs = []
     for workers in (0, 1, 2):
-        source = open_source(seqs, "", tokenizer=tok, seed=1)
+        source = (open_source(shards, "pretrain", seed=1) if kind == "shards"
+                  else open_source(seqs, "", tokenizer=tok, seed=1))
+        assert source.dataset.random_offset
         stream = BatchStream(source, 4, seed=1, num_workers=workers)
         outs.append(torch.cat([b["input_ids"] for b in itertools.islice(stream, 20)]))
+        stream.close()
     assert torch.equal(outs[0], outs[1]) and torch.equal(outs[0], outs[2])
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_ids_are_the_core_tokenization_at_the_drawn_offset(shards, tok, seqs, workers):
+    # Each row of each batch is tokenize(seq, offset=o), o = row_offsets(row, k, seed, epoch):
+    # the stream's epoch (not the worker's), both ranks, across epoch boundaries.
+    for rank in (0, 1):
+        source = open_source(shards, "pretrain", seed=6)
+        stream = BatchStream(source, 6, rank=rank, world_size=2, seed=2, num_workers=workers)
+        ref = reference_stream(ROWS, 6, rank=rank, world_size=2, seed=2)
+        epochs = set()
+        for (epoch, rows), batch in zip(itertools.islice(ref, 3 * stream.batches_per_epoch + 1), stream):
+            offsets = row_offsets(rows, 4, 6, epoch)
+            assert torch.equal(batch["input_ids"].long(), tokenized(tok, seqs, rows, offsets))
+            epochs.add(epoch)
+        stream.close()
+        assert epochs == {0, 1, 2, 3}
+
+
+@pytest.mark.parametrize("k, epochs", [(4, 40), (8, 100)])
+def test_every_row_is_seen_in_all_k_frames(tmp_path, seqs, k, epochs):
+    # BarcodeBERT's augmentation: each epoch draws a new offset in [0, k) per row, so over
+    # enough epochs every row is read in every frame (a fixed offset 0, as pre-tokenized
+    # shards had, would show one frame only). Frames are told apart by the ids themselves.
+    tok = KmerTokenizer(k=k, max_len=48, preset="bert")
+    write_shards(tmp_path, {"pretrain": seqs}, tok)
+    frames = np.stack([tok(seqs, offset=o, return_tensors="np")["input_ids"] for o in range(k)])  # (k, N, T)
+    assert all(len({frames[o, r].tobytes() for o in range(k)}) == k for r in range(ROWS))  # distinguishable
+    stream = BatchStream(open_source(tmp_path, "pretrain", seed=3), 36, seed=3)  # one batch an epoch
+    seen = {r: set() for r in range(ROWS)}
+    for (epoch, rows), batch in zip(reference_stream(ROWS, 36, seed=3), itertools.islice(stream, epochs)):
+        ids = batch["input_ids"].numpy()
+        for j, r in enumerate(rows):
+            (frame,) = [o for o in range(k) if np.array_equal(frames[o, r], ids[j])]
+            assert frame == row_offsets([r], k, 3, epoch)[0]
+            seen[r].add(frame)
+    assert all(frames_seen == set(range(k)) for frames_seen in seen.values() if frames_seen)
+    assert sum(1 for f in seen.values() if f) == ROWS  # 36 of 37 rows an epoch: all drawn
+    # Validation splits read offset 0 by default: one frame only.
+    fixed = BatchStream(open_source(tmp_path, "pretrain", random_offset=False), 36, seed=3)
+    for (_, rows), batch in zip(reference_stream(ROWS, 36, seed=3), itertools.islice(fixed, 3)):
+        assert np.array_equal(batch["input_ids"].numpy(), frames[0, rows])
 
 
 @pytest.mark.parametrize("pipe_max_bytes", [0, 1 << 30])
@@ -171,8 +225,8 @@ def test_worker_transport_does_not_change_batches(shards, monkeypatch, pipe_max_
     monkeypatch.setattr(batches, "_PIPE_MAX_BYTES", pipe_max_bytes)
     source = open_source(shards, "pretrain")
     stream = BatchStream(source, 6, seed=3, num_workers=1)
-    for (_, rows), batch in zip(itertools.islice(reference_stream(ROWS, 6, seed=3), 8), stream):
-        assert_same_batch(batch, shard_rows(source.dataset, rows))
+    for (epoch, rows), batch in zip(itertools.islice(reference_stream(ROWS, 6, seed=3), 8), stream):
+        assert_same_batch(batch, shard_rows(source.dataset, rows, epoch))
         assert isinstance(batch["input_ids"], torch.Tensor) and batch["input_ids"].dtype == torch.int32
     batch = next(stream.one_pass())
     assert batch["attention_mask"].dtype == torch.uint8
@@ -210,7 +264,7 @@ def test_drop_last_and_too_few_rows(shards):
     stream = BatchStream(source, 5, rank=2, world_size=3)
     assert stream.batches_per_epoch == 2
     rows = [r for _, batch in itertools.islice(reference_stream(ROWS, 5, rank=2, world_size=3), 2)
-            for r in batch]
+            for r in batch]  # both in epoch 0
     got = torch.cat([b["input_ids"] for b in itertools.islice(stream, 2)])
     assert torch.equal(got.long(), shard_rows(source.dataset, rows)["input_ids"])
     assert stream.position == {"epoch": 1, "batch": 0}
@@ -219,12 +273,10 @@ def test_drop_last_and_too_few_rows(shards):
     assert BatchStream(source, 37).batches_per_epoch == 1
 
 
-@pytest.mark.parametrize("dtype, expected", [(np.uint16, torch.int32), (np.int32, torch.int32),
-                                             (np.int64, torch.int64)])
-def test_read_batch_dtypes(tmp_path, tok, seqs, dtype, expected):
-    ds = ShardDataset(_write(tmp_path, tok, seqs, dtype), "pretrain", labels=["species"])
+def test_read_batch_dtypes(shards):
+    ds = ShardDataset(shards, "pretrain", labels=["species"])
     batch = ds.read_batch([3, -1, 0])
-    assert batch["input_ids"].dtype == expected and batch["input_ids"].shape == (3, ds.seq_len)
+    assert batch["input_ids"].dtype == torch.int32 and batch["input_ids"].shape == (3, ds.seq_len)
     assert batch["attention_mask"].dtype == torch.uint8
     assert batch["species_id"].tolist() == [9, 3 * (ROWS - 1), 0]
     assert_same_batch(batch, shard_rows(ds, [3, ROWS - 1, 0]))
@@ -280,11 +332,12 @@ def test_bad_input_errors(shards, tok, seqs):
         ds.read_batch([0.0, 1.0])
     with pytest.raises(ValueError, match="one-dimensional"):
         ds.read_batch([[0, 1]])
-    raw = SequenceDataset(seqs[:3] + [None], tok)
-    with pytest.raises(TypeError, match="sequence 3 is NoneType"):
-        raw.read_batch([0, 3])
+    with pytest.raises(TypeError, match="sequence 3 is missing"):
+        SequenceDataset(seqs[:3] + [None], tok)
+    with pytest.raises(TypeError, match="sequence 1 is int"):
+        SequenceDataset([seqs[0], 7], tok)
     with pytest.raises(IndexError):
-        raw.read_batch([4])
+        SequenceDataset(seqs[:3], tok).read_batch([4])
     with pytest.raises(ValueError, match="batch_size must be >= 1"):
         BatchStream(source, 0)
     with pytest.raises(TypeError, match="batch_size must be an int"):

@@ -16,8 +16,8 @@ Dask cluster (``dask.distributed``) or Dask's local schedulers:
   :func:`bioscan_kmer.data.statistics.dataset_statistics` from per-partition counts of
   (label, barcode) pairs.
 - :func:`pretrain_shards` writes the BarcodeBERT pretraining shard of
-  :func:`bioscan_kmer.data.prepare.prepare_shards` with
-  :func:`bioscan_kmer.data.shards.write_shards`.
+  :func:`bioscan_kmer.data.prepare.prepare_shards` (its barcodes; loaders tokenize them
+  at read time) with :func:`bioscan_kmer.data.shards.write_shards`.
 
 Dask is an optional dependency (``pip install 'bioscan-kmer[dask]'``). Every function
 runs on whatever scheduler is active: create a ``dask.distributed.Client`` first to use
@@ -451,15 +451,55 @@ def dataset_statistics(ddf, ranks: Sequence[str] = RANKS, *, barcode_column: str
 
 # --- shards ----------------------------------------------------------------------------
 
+def _pretraining_forms(part: pd.Series, max_len: int, barcode_column: str, threads,
+                       partition_info=None) -> pd.Series:
+    from bioscan_kmer.data.prepare import pretraining_form
+
+    number = (partition_info or {}).get("number", -1)
+    isna = part.isna().to_numpy()
+    if isna.any():
+        raise PartitionRowError(number, int(np.flatnonzero(isna)[0]), f"{barcode_column} is missing")
+    try:
+        forms = pretraining_form(part, max_len=max_len, threads=threads)
+    except (ValueError, TypeError) as e:
+        _reraise_in_partition(e, number)
+    return pd.Series(pd.array(forms, dtype=_STRING), index=part.index, name=part.name)
+
+
+def _kept_first_occurrences(new_strings: pd.Series, gids: pd.Series, splits: pd.Series) -> np.ndarray:
+    """The strings first seen in this partition whose first row is a pretraining split.
+
+    Global ids number the strings by first occurrence, so the partition's new strings have
+    the ids ``base .. base + n_new - 1`` (the largest in it) and each first appears where
+    its id exceeds every id before it.
+    """
+    from bioscan_kmer.data.prepare import PRETRAINING_SPLITS
+
+    n_new = len(new_strings)
+    if n_new == 0:
+        return np.empty(0, dtype=object)
+    g = gids.to_numpy(dtype=np.int64)
+    base = int(g.max()) - n_new + 1
+    before = np.maximum.accumulate(np.concatenate([[base - 1], g[:-1]]))
+    first = g > before
+    if int(first.sum()) != n_new:  # cannot happen unless unique() broke its contract
+        raise AssertionError(f"{int(first.sum())} first occurrences for {n_new} new strings")
+    keep = np.isin(splits.to_numpy(dtype=object)[first], list(PRETRAINING_SPLITS))
+    return new_strings.to_numpy(dtype=object)[keep]
+
+
 def pretrain_shards(ddf, out_dir, *, k: int = 4, max_len: int = 660, preset: str = "barcodebert",
                     split_column: str = "split", barcode_column: str = "dna_barcode",
                     extra: dict | None = None, threads: int | None = 1) -> dict:
     """Write the BarcodeBERT pretraining shard from a partitioned table.
 
-    As the ``pretrain`` shard of :func:`bioscan_kmer.data.prepare.prepare_shards`:
-    records of the ``pretrain`` and ``other_heldout`` splits, barcodes cleaned, then
-    deduplicated keeping the global first occurrence (:func:`unique`), tokenized with
-    the core on the workers, and written by :func:`bioscan_kmer.data.shards.write_shards`.
+    As the ``pretrain`` shard of :func:`bioscan_kmer.data.prepare.prepare_shards`
+    (:func:`bioscan_kmer.data.prepare.pretraining_barcodes`): every barcode brought to its
+    pretraining form (cleaned, truncated to ``max_len``, trailing N stripped) on the
+    workers, deduplicated over the whole table by the two-stage :func:`unique`, then the
+    first occurrences in the ``pretrain`` and ``other_heldout`` splits kept, in table
+    order, and written by :func:`bioscan_kmer.data.shards.write_shards`. Byte-identical to
+    the single-machine shard.
 
     Parameters
     ----------
@@ -469,7 +509,8 @@ def pretrain_shards(ddf, out_dir, *, k: int = 4, max_len: int = 660, preset: str
     out_dir : str or path-like
         On the client's filesystem.
     k, max_len, preset
-        Tokenizer settings (:class:`bioscan_kmer.KmerTokenizer`).
+        Tokenizer settings stored in the manifest (:class:`bioscan_kmer.KmerTokenizer`);
+        ``max_len`` is also the truncation length of the forms.
     extra : dict, optional
         Stored in the manifest.
     threads : int, optional
@@ -480,44 +521,38 @@ def pretrain_shards(ddf, out_dir, *, k: int = 4, max_len: int = 660, preset: str
     dict
         ``{"manifest": path, "rows": n}``.
 
+    Raises
+    ------
+    ValueError
+        A missing column, a missing barcode or one the cleaner rejects (named by its row
+        in the whole table).
+
     Notes
     -----
-    The token arrays are gathered on the client before writing (2 bytes per token and
-    1 per mask entry: 0.5 GB per million barcodes at k=4); the cleaning, deduplication
-    and tokenization run on the workers.
+    The kept barcodes (about 0.7 GB per million) are gathered on the client before
+    writing; the cleaning and deduplication run on the workers.
     """
     dask, dd = _dask()
-    from bioscan_kmer.data.prepare import _token_dtype
-    from bioscan_kmer.data.shards import write_shards
+    from bioscan_kmer.data.shards import _write_shards
 
     for col in (split_column, barcode_column):
         if col not in ddf.columns:
             raise ValueError(f"pretrain_shards needs column {col!r}")
     tok = bk.KmerTokenizer(k=k, max_len=max_len, preset=preset)
-    dtype = _token_dtype(tok.vocab_size)
-    cfg = tok.config
-    selected = ddf[ddf[split_column].isin(["pretrain", "other_heldout"])][barcode_column]
-    uniques, _, _ = unique(clean(selected, threads=threads), threads=threads)
-
-    def encode(part: pd.Series):
-        return bk.tokenize(part, k=cfg["k"], stride=cfg["stride"], max_len=cfg["max_len"], preset=cfg["preset"],
-                           n_nucleotide=cfg["n_nucleotide"], dtype=dtype, mask_dtype=np.uint8,
-                           padding=cfg["padding"], add_special_tokens=cfg["add_special_tokens"], threads=threads)
-
-    encoded = [dask.delayed(encode, pure=True)(part) for part in uniques.to_delayed()]
+    barcodes = ddf[barcode_column]
+    forms = barcodes.map_partitions(_pretraining_forms, max_len, barcode_column, threads,
+                                    meta=pd.Series([], dtype=_STRING, name=barcodes.name))
+    uniques, inverse, _ = unique(forms, threads=threads)
+    kept = [dask.delayed(_kept_first_occurrences, pure=True)(new, gids, splits)
+            for new, gids, splits in zip(uniques.to_delayed(), inverse.to_delayed(),
+                                         ddf[split_column].to_delayed())]
     try:
-        (encoded,) = dask.compute(encoded)
+        (kept,) = dask.compute(kept)
     except PartitionRowError as e:
-        # Rows of `selected`: name them in the whole table, not the selection.
-        sel_lengths = _lengths(selected)
-        raise (TypeError if e.type_error else ValueError)(
-            f"row {sum(sel_lengths[:e.partition]) + e.row} of the pretrain/other_heldout records: {e.message}"
-        ) from None
-    if encoded:
-        ids = np.concatenate([e[0] for e in encoded])
-        mask = np.concatenate([e[1] for e in encoded])
-    else:
-        ids = np.zeros((0, tok.seq_len), dtype=dtype)
-        mask = np.zeros((0, tok.seq_len), dtype=np.uint8)
-    manifest = write_shards(out_dir, {"pretrain": (ids, mask, None)}, tok, extra=extra)
-    return {"manifest": manifest, "rows": len(ids)}
+        raise _global_row_error(e, _lengths(ddf)) from None
+    import pyarrow as pa
+
+    seqs = pa.array(np.concatenate(kept) if kept else [], type=pa.large_string())
+    # The forms come from the core's clean: in the alphabet by construction.
+    manifest = _write_shards(out_dir, {"pretrain": seqs}, tok, extra=extra, check_bases=False)
+    return {"manifest": manifest, "rows": len(seqs)}

@@ -9,11 +9,12 @@ A position is (epoch, micro-batches consumed in that epoch). Restarting from a p
 skips the consumed indices in the sampler, without loading them.
 
 Batches are read whole: the sampler hands out (epoch, row indices of one batch), the
-dataset's ``read_batch`` turns them into ready (B, T) tensors in one read (shards) or one
-tokenizer call (raw sequences), and the DataLoader neither splits nor stacks anything
-(``batch_size=None``). The sampler runs on across epochs, so persistent workers never idle
-or re-spawn at an epoch boundary, and the epoch travels with each request, so the random
-offsets of raw sequences do not depend on what a worker's copy of the dataset remembers.
+dataset's ``read_batch`` turns them into ready (B, T) tensors with one gather and one
+tokenizer call (shards and raw sequences alike are tokenized at read time), and the
+DataLoader neither splits nor stacks anything (``batch_size=None``). The sampler runs on
+across epochs, so persistent workers never idle or re-spawn at an epoch boundary, and the
+epoch travels with each request, so the random offsets (a hash of seed, epoch and row) do
+not depend on what a worker's copy of the dataset remembers.
 """
 
 from __future__ import annotations
@@ -39,15 +40,16 @@ class DataSource:
     Attributes
     ----------
     dataset : Dataset
-        ``ShardDataset`` or ``SequenceDataset`` (anything with ``read_batch(indices)``).
+        ``ShardDataset`` or ``SequenceDataset`` (anything with ``read_batch(indices, epoch=)``).
     tokenizer : KmerTokenizer
-        The tokenizer the ids come from.
+        The tokenizer the dataset applies at read time.
     seq_len : int
         Tokens per row.
     description : str
         For messages ("shards /x split pretrain", "1,000 sequences").
     fingerprint : dict
-        Identifies the data, so that a resumption on other data is refused.
+        Identifies the data and its tokenization, so that a resumption on other data is
+        refused.
     """
 
     dataset: Dataset
@@ -57,61 +59,103 @@ class DataSource:
     fingerprint: dict
 
 
-def open_source(data: Any, split: str, *, tokenizer: Any = None, random_offset: bool = True,
-                seed: int = 0) -> DataSource:
-    """Open ``split`` of a shard directory, or wrap raw sequences.
+def open_source(data: Any, split: str, *, tokenizer: Any = None, random_offset: bool | None = None,
+                seed: int = 0, verify: bool = False, model_config: Any = None) -> DataSource:
+    """Open ``split`` of a shard directory, a file of raw barcodes, or raw sequences.
+
+    Every kind is tokenized at read time, each row at offset 0 or at a random offset in
+    ``[0, k)`` drawn from (seed, epoch, row).
 
     Parameters
     ----------
     data : path-like or sequence of str
-        A shard directory, or barcodes to tokenize on the fly.
+        A shard directory (``bioscan-kmer prepare``); a FASTA, BOLD TSV or metadata CSV/TSV
+        file of raw barcodes (read by :func:`bioscan_kmer.data.reading.read_any`, cleaned
+        and reduced to BarcodeBERT's pretraining set when it has a ``split`` column, to its
+        distinct barcodes otherwise: :func:`bioscan_kmer.data.prepare.pretraining_barcodes`);
+        or barcodes as a list of ``str``, used as given.
     split : str
-        Shard split (ignored for raw sequences).
+        Shard split. A barcode file gives the pretraining set only: ``"pretrain"``. Ignored
+        for a list of sequences.
     tokenizer : KmerTokenizer, optional
-        Required for raw sequences.
-    random_offset : bool
-        Raw sequences only: random start offset in [0, k) per row and epoch.
+        For shards: tokenize with this instead of the manifest's tokenizer. For raw
+        barcodes: required, unless ``model_config`` names the vocabulary.
+    random_offset : bool, optional
+        Random start offsets. Default: on for the ``pretrain`` split and raw barcodes, off
+        for the other shard splits (validation and evaluation read offset 0).
     seed : int
         Seed of the random offsets.
+    verify : bool
+        Recompute the shard's checksums (``pretrain`` does when it resumes).
+    model_config : EncoderConfig, optional
+        For raw barcodes without ``tokenizer``: the tokenizer its vocabulary needs (its k,
+        preset and ``n_nucleotide``; BarcodeBERT's ``max_len`` of 660).
 
     Raises
     ------
     ShardError (a ValueError)
-        Missing shard directory, manifest or split.
+        Missing or corrupt shard directory, manifest or split.
+    DataFileError (a ValueError)
+        A barcode file that cannot be read.
+    ValueError
+        Raw barcodes without a tokenizer, a barcode the cleaner rejects, a file split other
+        than ``pretrain``.
     """
-    if isinstance(data, (str, os.PathLike)):
+    if isinstance(data, (str, os.PathLike)) and not Path(data).is_file():
         from ..data.torch_data import ShardDataset
 
-        dataset = ShardDataset(data, split)
-        rec = dataset.manifest["splits"][split]
+        dataset = ShardDataset(data, split, random_offset=random_offset, seed=seed, tokenizer=tokenizer,
+                               verify=verify)
         return DataSource(
             dataset=dataset, tokenizer=dataset.tokenizer, seq_len=dataset.seq_len,
             description=f"shards {str(data)!r} split {split!r}",
-            fingerprint={"kind": "shards", "split": split, "rows": len(dataset),
-                         "sha256": rec["ids"]["sha256"]},
+            fingerprint={"kind": "shards", "split": split, "rows": len(dataset), "sha256": dataset.sha256,
+                         "tokenizer": dict(dataset.tokenizer.config)},
         )
+    if tokenizer is None and model_config is not None:
+        tokenizer = _tokenizer_for(model_config)
     if tokenizer is None:
-        raise ValueError("raw sequences need a tokenizer= (a KmerTokenizer)")
-    if isinstance(data, (bytes, bytearray)) or not isinstance(data, Sequence):
-        raise TypeError(f"data must be a shard directory or a sequence of str, got {type(data).__name__}")
+        raise ValueError("raw barcodes need a tokenizer= (a KmerTokenizer)")
+    if isinstance(data, (str, os.PathLike)):
+        if split != "pretrain":
+            raise ValueError(f"{str(data)!r} is a file of barcodes, which gives the pretraining set only "
+                             f"(split 'pretrain'), not split {split!r}; write shards with "
+                             "`bioscan-kmer prepare` for the other splits")
+        from ..data.prepare import read_pretraining_barcodes
+
+        seqs = read_pretraining_barcodes(data)
+        description = f"the {len(seqs):,} pretraining barcodes of {str(data)!r}"
+    elif isinstance(data, (bytes, bytearray)) or not isinstance(data, Sequence):
+        raise TypeError(f"data must be a shard directory, a barcode file or a sequence of str, "
+                        f"got {type(data).__name__}")
+    else:
+        seqs = data
+        description = f"{len(data):,} sequences"
     from ..data.torch_data import SequenceDataset
 
-    dataset = SequenceDataset(data, tokenizer, random_offset=random_offset, seed=seed)
-    sample = [dataset.seqs[i] for i in range(0, len(dataset), max(1, len(dataset) // 1000))]
+    dataset = SequenceDataset(seqs, tokenizer, random_offset=True if random_offset is None else random_offset,
+                              seed=seed)
     return DataSource(
-        dataset=dataset, tokenizer=tokenizer, seq_len=tokenizer.seq_len,
-        description=f"{len(dataset):,} sequences",
-        fingerprint={"kind": "sequences", "rows": len(dataset), "sample_hash": _hash_strings(sample)},
+        dataset=dataset, tokenizer=tokenizer, seq_len=tokenizer.seq_len, description=description,
+        fingerprint={"kind": "sequences", "rows": len(dataset), "sha256": _packed_sha256(dataset.packed),
+                     "tokenizer": dict(tokenizer.config)},
     )
 
 
-def _hash_strings(strings: Sequence[str]) -> str:
+def _tokenizer_for(model_config: Any):
+    """The tokenizer whose vocabulary ``model_config`` was built for (max_len 660)."""
+    from bioscan_kmer import KmerTokenizer
+
+    return KmerTokenizer(k=model_config.k, preset=model_config.tokenizer_preset,
+                         n_nucleotide=model_config.n_nucleotide)
+
+
+def _packed_sha256(packed: Any) -> str:
     import hashlib
 
     h = hashlib.sha256()
-    for s in strings:
-        h.update(s.encode())
-        h.update(b"\0")
+    h.update(memoryview(np.ascontiguousarray(packed.offsets, dtype="<i8")).cast("B"))
+    h.update(memoryview(np.ascontiguousarray(packed.bases)).cast("B"))
     return h.hexdigest()
 
 
@@ -175,18 +219,15 @@ class _BatchReader(Dataset):
 
     def __init__(self, dataset: Dataset) -> None:
         if not callable(getattr(dataset, "read_batch", None)):
-            raise TypeError(f"{type(dataset).__name__} has no read_batch(indices); "
+            raise TypeError(f"{type(dataset).__name__} has no read_batch(indices, epoch=); "
                             "use a ShardDataset or SequenceDataset")
         self.dataset = dataset
-        # SequenceDataset draws random offsets per (seed, epoch, row); shards are fixed.
-        self.per_epoch = hasattr(dataset, "set_epoch")
 
     def __getitem__(self, request: tuple[int, np.ndarray]) -> dict[str, torch.Tensor] | _Arrays:
         epoch, indices = request
-        if self.per_epoch:
-            batch = self.dataset.read_batch(indices, epoch=epoch)
-        else:
-            batch = self.dataset.read_batch(indices)
+        # The random offsets are those of the requested epoch, whatever this (worker's) copy
+        # of the dataset last saw.
+        batch = self.dataset.read_batch(indices, epoch=epoch)
         if get_worker_info() is not None and sum(t.nbytes for t in batch.values()) <= _PIPE_MAX_BYTES:
             return _Arrays(batch)
         return batch
@@ -226,9 +267,9 @@ class BatchStream:
 
     Notes
     -----
-    Batches are ``{"input_ids": int32 (B, T), "attention_mask": uint8 (B, T), ...}``
-    (int64 ids only for shards stored with 64-bit ids): the model takes both, and a token
-    costs 5 bytes to pin and copy to the GPU instead of 16.
+    Batches are ``{"input_ids": int32 (B, T), "attention_mask": uint8 (B, T), ...}``: the
+    model takes them as they are, and a token costs 5 bytes to pin and copy to the GPU
+    instead of 16.
     A stream has one iteration at a time: a new ``iter()`` (or :meth:`one_pass`) ends
     the previous one.
     """

@@ -16,7 +16,9 @@ def demo_pretrain(shard_dir: str | os.PathLike, out_dir: str | os.PathLike, *, s
     Parameters
     ----------
     shard_dir : path-like
-        Shards written by ``write_shards`` (any tokenizer: ``tiny`` adopts its vocabulary).
+        Sequence shards written by ``prepare`` (any tokenizer: ``tiny`` adopts its
+        vocabulary), or a FASTA/TSV/CSV file of raw barcodes. The ``pretrain`` split is read
+        with a random offset in [0, k) per row and epoch, as BarcodeBERT trains.
     out_dir : path-like
         Run directory; an earlier demo run there is resumed (and, if complete, reported).
     steps : int

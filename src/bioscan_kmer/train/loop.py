@@ -68,8 +68,9 @@ def pretrain(
     Parameters
     ----------
     data : path-like or sequence of str
-        A shard directory (``write_shards``), or raw barcodes tokenized on the fly by the
-        core with per-row random offsets.
+        A shard directory (``bioscan-kmer prepare``), a FASTA/TSV/CSV file of raw barcodes
+        (BarcodeBERT's pretraining set of it), or barcodes as a list of str; all tokenized
+        at read time, with per-row random offsets (:func:`~.batches.open_source`).
     out_dir : path-like
         Receives ``checkpoint.pt``, ``log.jsonl``, ``loss.png``, ``config.json`` and
         ``tokenizer.json``.
@@ -157,8 +158,11 @@ class Trainer:
         self.state = self._existing_checkpoint(resume)
 
         # Data ------------------------------------------------------------------------
+        # Checksums are verified on resume; raw barcodes get the preset's tokenizer.
         self.source = open_source(data, cfg.train_split, tokenizer=tokenizer,
-                                  random_offset=cfg.random_offset, seed=cfg.seed)
+                                  random_offset=cfg.random_offset, seed=cfg.seed,
+                                  verify=self.state is not None,
+                                  model_config=model_config or get_preset(cfg.preset))
         self.val_source = self._open_validation(data, tokenizer, val_data)
         self.cfg = cfg = cfg.with_steps(self._micro_batches_per_epoch())
 
@@ -259,7 +263,7 @@ class Trainer:
             if not shard_has_split(data, "val"):
                 return None
             split = "val"
-        return open_source(data, split)
+        return open_source(data, split, tokenizer=tokenizer)
 
     def _check_resumable(self) -> None:
         state, cfg = self.state, self.cfg
