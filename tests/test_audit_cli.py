@@ -68,6 +68,10 @@ def _files(tmp, meta):
     (tmp / "truncated.csv.gz").write_bytes(gzip.compress(b"processid,dna_barcode\n" + b"P1,ACGT\n" * 500)[:60])
     (tmp / "ragged.csv").write_text("processid,dna_barcode\nP1,ACGT,extra\n")
     (tmp / "weird.csv").write_text("processid,dna_barcode\nP1,ACGT\nP2,ACXGT\n")
+    bad = meta.copy()
+    bad["dna_barcode"] = bad["dna_barcode"].astype(object)
+    bad.loc[7, "dna_barcode"] = "ACGTXACGT"
+    write_metadata_csv(bad, tmp / "bad_base.csv")
     (tmp / "ascii.csv").write_text("processid,species,genus,dna_barcode\nP1,Aus bus,Aus,ACGT\nP2,Aus bus,Aus,ACGÉT\n")
 
 
@@ -115,6 +119,7 @@ HOSTILE = [
     (["evaluate", "--data", "{tmp}/meta.csv", "--out", "{tmp}/a_file"], "--out '{tmp}/a_file' exists"),
     (["evaluate", "--data", "{tmp}/meta.csv", "--out", "{tmp}/e", "--seed", "-1"], "argument --seed"),
     (["evaluate", "--data", "{tmp}/dup.csv", "--out", "{tmp}/e"], "duplicate column name(s)"),
+    (["prepare", "{tmp}/bad_base.csv", "-o", "{tmp}/s"], "row 7: "),
     (["nonsense"], "invalid choice: 'nonsense'"),
 ]
 

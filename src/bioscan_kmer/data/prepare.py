@@ -27,6 +27,7 @@ from bioscan_kmer.data._arrow import (
 )
 from bioscan_kmer.data.schema import RANKS, SPLITS
 from bioscan_kmer.data.shards import _write_shards, shards_complete
+from bioscan_kmer.errors import DataError, UsageError
 
 __all__ = ["prepare_shards", "pretraining_barcodes", "pretraining_form", "read_pretraining_barcodes",
            "LABELLED_SHARDS", "PRETRAINING_SPLITS"]
@@ -82,7 +83,7 @@ def prepare_shards(
 
     Raises
     ------
-    ValueError
+    DataError, UsageError (ValueErrors)
         Missing columns, unknown split names, bad tokenizer settings, a missing barcode or
         one the cleaner rejects (the message names the row, position and character).
     """
@@ -91,11 +92,11 @@ def prepare_shards(
     t0 = time.perf_counter()
     for col in ("dna_barcode", *RANKS):
         if col not in df.columns:
-            raise ValueError(f"prepare needs column {col!r}")
+            raise DataError(f"prepare needs column {col!r}")
     wanted = list(splits) if splits is not None else ["pretrain", *LABELLED_SHARDS]
     bad = [s for s in wanted if s not in SPLITS]
     if bad:
-        raise ValueError(f"unknown split(s) {', '.join(map(repr, bad))}; choose from {', '.join(SPLITS)}")
+        raise UsageError(f"unknown split(s) {', '.join(map(repr, bad))}; choose from {', '.join(SPLITS)}")
     tok = KmerTokenizer(k=k, max_len=max_len, preset=preset)
     options = {"k": k, "max_len": max_len, "preset": preset, "splits": wanted, "seed": seed}
     extra = {"input": dict(fingerprint or {}), "options": options}
@@ -214,11 +215,11 @@ def pretraining_barcodes(df: pd.DataFrame, *, max_len: int = 660, threads: int |
 
     Raises
     ------
-    ValueError
+    DataError (a ValueError)
         No ``dna_barcode`` column, a missing barcode, or one the cleaner rejects (names the row).
     """
     if "dna_barcode" not in df.columns:
-        raise ValueError(f"pretraining needs a 'dna_barcode' column; the table has {', '.join(map(str, df.columns))}")
+        raise DataError(f"pretraining needs a 'dna_barcode' column; the table has {', '.join(map(str, df.columns))}")
     raw = _barcodes(df["dna_barcode"])
     _check_present(raw, None)
     codes = None
@@ -238,14 +239,14 @@ def read_pretraining_barcodes(path, *, max_len: int = 660, threads: int | None =
     ------
     DataFileError
         The file cannot be read (as ``read_any`` says).
-    ValueError
+    DataError (a ValueError)
         No barcodes, or a barcode the cleaner rejects.
     """
     from bioscan_kmer.data.reading import read_any
 
     df = read_any(path)
     if len(df) == 0:
-        raise ValueError(f"{os.fspath(path)!r} holds no barcodes")
+        raise DataError(f"{os.fspath(path)!r} holds no barcodes")
     try:
         return pretraining_barcodes(df, max_len=max_len, threads=threads)
     except (ValueError, TypeError) as exc:
@@ -325,7 +326,7 @@ def _check_present(raw, rows: np.ndarray | None) -> None:
         return
     if len(missing):
         row = int(missing[0]) if rows is None else int(rows[missing[0]])
-        raise ValueError(f"row {row}: dna_barcode is missing")
+        raise DataError(f"row {row}: dna_barcode is missing")
 
 
 _ROW = re.compile(r"^row (\d+):")
@@ -346,7 +347,8 @@ def _in_table_rows(compute, rows: np.ndarray):
         m = _ROW.match(str(exc))
         if m is None or int(m.group(1)) >= len(rows):
             raise
-        raise type(exc)(f"row {int(rows[int(m.group(1))])}:{str(exc)[m.end():]}") from None
+        # The core names a bad barcode of the user's table: a data error, in table rows.
+        raise DataError(f"row {int(rows[int(m.group(1))])}:{str(exc)[m.end():]}") from None
 
 
 def _str_column(col: pd.Series, rows: np.ndarray, names: dict):
