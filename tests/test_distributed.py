@@ -157,3 +157,17 @@ def test_missing_dask_gives_a_clear_import_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "dask", None)
     with pytest.raises(ImportError, match=r"pip install 'bioscan-kmer\[dask\]'"):
         bkd.unique(None)
+
+
+def test_blank_labels_are_missing_in_the_dask_statistics_too(tmp_path, client):
+    # One rule for a missing label (bioscan_kmer.data.labels): a label of blanks is
+    # missing on one machine, so it must be on the cluster too.
+    df = synthetic_bioscan(600, seed=5)
+    for rank in ("genus", "species"):
+        df[rank] = df[rank].astype(object)
+        df.loc[::7, rank] = " "
+    path = tmp_path / "blank.csv"
+    write_metadata_csv(df, path)
+    got = bkd.dataset_statistics(bkd.read_table(path, blocksize=20_000))
+    want = dataset_statistics(read_metadata(path))
+    pd.testing.assert_frame_equal(got, want, check_exact=True)

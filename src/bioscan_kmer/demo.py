@@ -141,7 +141,7 @@ def run_demo(out_dir, n_records: int = 50_000, seed: int = 0, progress: bool = T
     say(f"  metadata.csv          synthetic metadata ({len(df):,} rows, BIOSCAN-5M columns)")
     say("  statistics.csv/.md    the table above;  category_sizes.png  its figure")
     say("  splits.csv            split sizes")
-    say("  shards/               manifest.json + <split>.ids.bin/.mask.bin/.labels.parquet")
+    say("  shards/               manifest.json + <split>.seq.bin/.offsets.bin/.labels.parquet")
     if model:
         say("  pretrain/             checkpoint, JSONL log, loss curve of the tiny encoder")
         say("  eval/                 the benchmark table (Markdown, CSV) and the UMAP figure")

@@ -357,12 +357,14 @@ def _lengths(collection) -> list[int]:
 # --- statistics ------------------------------------------------------------------------
 
 def _rank_pairs(part: pd.DataFrame, barcode_ids: pd.Series, ranks: Sequence[str]) -> dict:
+    from bioscan_kmer.data.labels import is_missing_label
+
     # Records per (label, barcode id) of one partition, for every rank.
     bid = barcode_ids.to_numpy(dtype=np.int64)
     out = {"rows": len(part)}
     for rank in ranks:
         labels = part[rank]
-        keep = labels.notna().to_numpy()
+        keep = ~is_missing_label(labels)  # the one rule: NaN, None, "" and blanks are missing
         frame = pd.DataFrame({"label": labels.to_numpy(dtype=object)[keep], "bid": bid[keep]})
         out[rank] = frame.groupby(["label", "bid"], sort=False).size()
     return out
