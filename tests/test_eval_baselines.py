@@ -14,7 +14,7 @@ from bioscan_kmer.eval.baselines import (
 )
 from bioscan_kmer.eval.finetune import fine_tune
 from bioscan_kmer.eval.labels import label_codes
-from bioscan_kmer.eval.toy import toy_table
+from eval_toy import toy_table
 
 
 def test_nucleotide_codes():
