@@ -123,8 +123,10 @@ def test_bad_barcode_is_named_by_its_global_row(table, tmp_path, client):
     df.loc[bad_row, "dna_barcode"] = "ACGT!ACGT"
     df.to_csv(tmp_path / "bad.csv", index=False)
     ddf = bkd.read_table(tmp_path / "bad.csv", blocksize=(tmp_path / "bad.csv").stat().st_size // 5 + 1)
-    with pytest.raises(bkd.PartitionRowError, match=r"partition \d+, row \d+ of it: invalid character '!'"):
+    with pytest.raises(bkd.PartitionRowError, match=r"partition \d+, row \d+ of it: invalid character '!'") as err:
         bkd.clean(ddf["dna_barcode"]).compute()
+    lengths = ddf.map_partitions(len).compute().tolist()
+    assert sum(lengths[: err.value.partition]) + err.value.row == bad_row  # the row we broke
     df.loc[bad_row, "dna_barcode"] = ""  # missing
     df.to_csv(tmp_path / "bad.csv", index=False)
     ddf = bkd.read_table(tmp_path / "bad.csv", blocksize=(tmp_path / "bad.csv").stat().st_size // 5 + 1)
