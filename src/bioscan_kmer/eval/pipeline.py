@@ -385,7 +385,8 @@ def evaluate_models(df_or_data, models, settings: EvalSettings | None = None, *,
     -------
     dict
         ``{"results": {model: {...}}, "notes": [...], "settings": EvalSettings,
-        "figure": {"embedding", "order"} or None, "sizes": {split: n}}``.
+        "figure": {"embedding", "order", "model", "n_total", "splits"} or None,
+        "sizes": {split: n}}``.
     """
     settings = settings or EvalSettings()
     data = df_or_data if isinstance(df_or_data, SplitData) else prepare_splits(df_or_data, settings)
@@ -468,6 +469,7 @@ def evaluate_models(df_or_data, models, settings: EvalSettings | None = None, *,
             else:
                 order = np.concatenate([L[s]["order"] for s in cluster_splits]).astype(str)
             figure = _figure_embedding(cx, order, settings, model.name)
+            figure["splits"] = tuple(cluster_splits)
             t["figure"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -494,4 +496,4 @@ def _figure_embedding(x, order, settings, model_name):
         idx = np.sort(np.random.default_rng(settings.seed).choice(n, settings.figure_points, replace=False))
     nn_ = min(30, len(idx) - 1)
     emb = umap_embed(_zscore(x[idx]), n_components=2, n_neighbors=max(2, nn_), min_dist=0.1, seed=settings.seed)
-    return {"embedding": emb, "order": order[idx], "model": model_name}
+    return {"embedding": emb, "order": order[idx], "model": model_name, "n_total": int(n)}
