@@ -23,6 +23,8 @@ __all__ = [
     "zero_shot_clustering",
     "retrieval",
     "ward_clusters",
+    "ward_tree",
+    "cut_tree_at",
     "umap_embed",
     "RETRIEVAL_RANKS",
 ]
@@ -402,8 +404,8 @@ def zero_shot_clustering(
         UMAP settings of SPEC section 8. With fewer points than they need, they are
         lowered (``n_neighbors <= n - 1``, ``n_components <= n - 2``) with a warning.
     max_points : int, optional
-        Cluster a seeded random subsample of this many points; Ward needs O(n^2) memory,
-        so ~50k points is the practical limit on a large machine.
+        Cluster a seeded random subsample of this many points. Ward itself needs O(n)
+        memory (:func:`ward_tree`) but O(n^2 d) time, and UMAP's time grows with n too.
     seed : int
         UMAP and subsampling seed.
     return_embedding : bool
@@ -454,13 +456,69 @@ def zero_shot_clustering(
     return out
 
 
+def ward_tree(x) -> np.ndarray:
+    """The Ward linkage of ``x`` (SciPy's linkage-matrix format), exact, in O(n) memory.
+
+    ``fastcluster.linkage_vector(x, method="ward")`` runs the nearest-neighbour-chain
+    algorithm on the vectors themselves, so memory is the data plus O(n), where SciPy's
+    ``ward`` (and scikit-learn's ``AgglomerativeClustering`` without connectivity) first
+    build the n(n-1)/2 pairwise distances: 10 GB at 50,000 points. Time stays O(n^2 d).
+
+    Parameters
+    ----------
+    x : array_like, shape (n, d), n >= 2
+
+    Returns
+    -------
+    numpy.ndarray, shape (n - 1, 4)
+        Row i merges clusters ``Z[i, 0]`` and ``Z[i, 1]`` (ids >= n are earlier merges)
+        at height ``Z[i, 2]``; rows in merge order.
+    """
+    try:
+        import fastcluster
+    except ImportError:
+        raise ImportError("zero-shot clustering needs fastcluster (exact Ward in O(n) memory): "
+                          "pip install 'bioscan-kmer[eval]' (or: pip install fastcluster)") from None
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] < 2:
+        raise ValueError(f"Ward clustering needs at least 2 points in a 2-D array, got shape {x.shape}")
+    return fastcluster.linkage_vector(x, method="ward")
+
+
+def cut_tree_at(tree: np.ndarray, n_clusters: int) -> np.ndarray:
+    """Cluster ids (0 .. c-1, in order of first appearance) after the first n - c merges.
+
+    This is the partition scikit-learn's ``AgglomerativeClustering(n_clusters=c)`` takes
+    from the same tree, and SciPy's ``cut_tree``, but vectorised (pointer jumping over
+    the merge forest: O(n log n)) where ``cut_tree`` walks every merge in Python, O(n^2).
+    """
+    tree = np.asarray(tree)
+    n = tree.shape[0] + 1
+    c = int(n_clusters)
+    if not 1 <= c <= n:
+        raise ValueError(f"cluster count must be in [1, {n}], got {c}")
+    merges = n - c
+    parent = np.arange(2 * n - 1, dtype=np.int64)
+    children = tree[:merges, :2].astype(np.int64)
+    parent[children[:, 0]] = parent[children[:, 1]] = n + np.arange(merges)
+    while True:  # every node points at its root after O(log depth) rounds
+        up = parent[parent]
+        if np.array_equal(up, parent):
+            break
+        parent = up
+    _, first, ids = np.unique(parent[:n], return_index=True, return_inverse=True)
+    rank = np.empty(first.size, dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(first.size)
+    return rank[ids]
+
+
 def ward_clusters(x, n_clusters) -> dict:
     """Ward agglomerative clustering of ``x`` cut at several cluster counts.
 
-    The Ward tree is built once (SciPy, O(n^2) memory) and cut at each requested count,
-    which gives the same partitions as scikit-learn's
-    ``AgglomerativeClustering(linkage="ward", n_clusters=c)`` for every ``c`` at the cost
-    of one fit.
+    The Ward tree is built once (:func:`ward_tree`: exact, O(n) memory) and cut at each
+    requested count (:func:`cut_tree_at`), which gives the same partitions as
+    scikit-learn's ``AgglomerativeClustering(linkage="ward", n_clusters=c)`` for every
+    ``c`` at the cost of one fit.
 
     Parameters
     ----------
@@ -473,8 +531,6 @@ def ward_clusters(x, n_clusters) -> dict:
     dict
         ``{c: int64 array (n,)}`` cluster id per point.
     """
-    from scipy.cluster.hierarchy import cut_tree, ward
-
     x = np.asarray(x, dtype=np.float64)
     wanted = sorted(set(int(c) for c in n_clusters))
     if any(c < 1 or c > x.shape[0] for c in wanted):
@@ -483,9 +539,8 @@ def ward_clusters(x, n_clusters) -> dict:
         return {}
     if x.shape[0] == 1:
         return {1: np.zeros(1, dtype=np.int64)}
-    tree = ward(x)
-    cuts = cut_tree(tree, n_clusters=wanted)  # (n, len(wanted))
-    return {c: cuts[:, i].astype(np.int64) for i, c in enumerate(wanted)}
+    tree = ward_tree(x)
+    return {c: cut_tree_at(tree, c) for c in wanted}
 
 
 def umap_embed(x: np.ndarray, *, n_components: int, n_neighbors: int, min_dist: float, seed: int) -> np.ndarray:
