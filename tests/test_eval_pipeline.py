@@ -1,5 +1,6 @@
 """The whole table on a toy table and on real BOLD barcodes; report files; the CLI."""
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -215,3 +216,32 @@ def test_every_lazy_export_resolves():
     for name in ev.__all__:
         assert getattr(ev, name) is not None, name
     assert not hasattr(ev, "toy_table")  # test-only data lives in tests/eval_toy.py
+
+
+def test_progress_names_each_step_and_estimates_the_long_ones(toy, checkpoint, capsys, monkeypatch):
+    from bioscan_kmer.eval.embeddings import load_encoder
+
+    monkeypatch.setenv("BIOSCAN_KMER_PROGRESS", "lines")
+    enc, tok = load_encoder(checkpoint)
+    settings = FAST.replace(progress=True, finetune_epochs=1, cnn_epochs=1)
+    run = evaluate_models(toy, [EncoderModel("tiny", enc, tok), CNNModel(), EditDistanceModel()], settings)
+    err = capsys.readouterr().err
+    for line in (r"\[1/3\] tiny", r"\[2/3\] CNN \(paper\)", r"\[3/3\] edit-distance 1-NN",
+                 r"fine-tuning tiny: 216 records, 7 batches per epoch, about \d+ s per epoch",
+                 r"training CNN \(paper\): 216 records, 2 batches per epoch, about \d+ s per epoch",
+                 r"linear probe: 216 x \d+ features, \d+ classes, \d L2 value\(s\): at most about \d+ s",
+                 r"tiny: zero-shot clustering of \d+ points",
+                 r"edit-distance 1-NN: \d+ distinct queries against \d+ distinct keys, about \d+ s"):
+        assert re.search(line, err), (line, err)
+    assert run["results"]["tiny"]["fine_tuned"]["epochs_run"] == 1
+
+
+def test_cpu_runs_say_how_to_avoid_openmp_spin_waits(capsys, monkeypatch):
+    from bioscan_kmer.eval.demo import _shared_cpu_hint
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    _shared_cpu_hint("cpu")
+    assert "OMP_WAIT_POLICY=PASSIVE" in capsys.readouterr().err
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    _shared_cpu_hint("cpu")
+    assert capsys.readouterr().err == ""

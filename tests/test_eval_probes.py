@@ -63,6 +63,18 @@ def test_linear_probe_is_deterministic(data):
     assert a["l2"] == b["l2"]
 
 
+def test_linear_probe_progress_announces_its_bound_and_changes_nothing(data, capsys, monkeypatch):
+    (xtr, ytr), (xva, yva), (xte, yte) = data
+    monkeypatch.setenv("BIOSCAN_KMER_PROGRESS", "lines")
+    quiet = linear_probe(xtr, ytr, xte, yte, val_x=xva, val_y=yva, max_iter=40)
+    assert capsys.readouterr().err == ""
+    loud = linear_probe(xtr, ytr, xte, yte, val_x=xva, val_y=yva, max_iter=40, progress=True)
+    err = capsys.readouterr().err
+    assert "linear probe: 1,200 x 32 features, 12 classes, 3 L2 value(s): at most about " in err
+    assert "(up to 50 L-BFGS evaluations each" in err and "linear probe: 150/150 eval" in err
+    np.testing.assert_array_equal(quiet["predictions"], loud["predictions"])
+
+
 def test_linear_probe_rejects_bad_input(data):
     (xtr, ytr), _, (xte, yte) = data
     with pytest.raises(ValueError, match="2 classes"):

@@ -69,12 +69,18 @@ def standardize(train: np.ndarray, *others: np.ndarray):
     return tuple(((m - mean) / std).astype(np.float32) for m in (train, *others))
 
 
-def _fit_logistic_torch(x, y, n_classes, l2, max_iter, device, init=None, chunk=16384):
+def _max_evals(max_iter: int) -> int:
+    """Loss evaluations one L-BFGS fit may make (torch's default ``max_eval``): its cost bound."""
+    return max_iter * 5 // 4
+
+
+def _fit_logistic_torch(x, y, n_classes, l2, max_iter, device, init=None, chunk=16384, on_eval=None):
     """Multinomial logistic regression by full-batch L-BFGS.
 
     The loss is summed over row chunks inside the closure, so memory stays at
     (chunk, n_classes) logits however many training rows there are; full-batch L-BFGS
-    has no learning rate or shuffling to tune and is deterministic.
+    has no learning rate or shuffling to tune and is deterministic. ``on_eval()`` is
+    called after each evaluation of the loss (progress).
     """
     import torch
     import torch.nn.functional as F
@@ -89,8 +95,8 @@ def _fit_logistic_torch(x, y, n_classes, l2, max_iter, device, init=None, chunk=
         w = init[0].clone().requires_grad_(True)
         b = init[1].clone().requires_grad_(True)
     opt = torch.optim.LBFGS(
-        [w, b], lr=1.0, max_iter=max_iter, history_size=20, line_search_fn="strong_wolfe",
-        tolerance_grad=1e-6, tolerance_change=1e-9,
+        [w, b], lr=1.0, max_iter=max_iter, max_eval=_max_evals(max_iter), history_size=20,
+        line_search_fn="strong_wolfe", tolerance_grad=1e-6, tolerance_change=1e-9,
     )
 
     def closure():
@@ -103,6 +109,8 @@ def _fit_logistic_torch(x, y, n_classes, l2, max_iter, device, init=None, chunk=
             total += loss.item()
         reg = 0.5 * l2 * (w * w).sum()
         reg.backward()
+        if on_eval is not None:
+            on_eval()
         return torch.tensor(total + reg.item())
 
     # Subnormal floats appear in the L-BFGS history when the regularisation is strong and
@@ -141,6 +149,7 @@ def linear_probe(
     max_iter: int = 200,
     topk=(1,),
     device=None,
+    progress: bool = False,
 ) -> dict:
     """Linear classifier on standardized frozen features.
 
@@ -167,6 +176,9 @@ def linear_probe(
         Which top-k accuracies to report.
     device : optional
         Torch device.
+    progress : bool
+        Progress over L-BFGS evaluations (torch backend), and an estimate of the
+        longest the fits can take (from the first timed evaluations) on stderr.
 
     Returns
     -------
@@ -207,8 +219,11 @@ def linear_probe(
     if backend == "torch":
         dev = default_device(device)
         init = None
-        for lam in l2s:
-            w, b = _fit_logistic_torch(x_tr, y_idx, classes.size, lam, max_iter, dev, init)
+        bar, on_eval = _fit_progress(progress, x_tr.shape, classes.size, len(l2s), max_iter)
+        for i, lam in enumerate(l2s):
+            w, b = _fit_logistic_torch(x_tr, y_idx, classes.size, lam, max_iter, dev, init, on_eval=on_eval)
+            if bar is not None:  # a fit that converged early leaves its unused budget behind
+                bar.update((i + 1) * _max_evals(max_iter) - bar.n)
             init = (w, b)
             val_acc = (
                 topk_accuracy(val_y, classes[_scores_torch(x_va, w, b, dev).argmax(1)], 1)
@@ -234,6 +249,8 @@ def linear_probe(
             if best is None or val_acc > best[0]:
                 best = (val_acc, lam, clf.decision_function(x_te).reshape(x_te.shape[0], -1))
 
+    if backend == "torch" and bar is not None:
+        bar.close()
     val_acc, lam, scores = best
     if scores.shape[1] == 1:  # binary sklearn decision_function: one column for class 1
         scores = np.concatenate([-scores, scores], axis=1)
@@ -254,6 +271,30 @@ def linear_probe(
             out[f"top{k}_micro"] = topk_accuracy(test_y, ranked, k, "micro")
             out[f"top{k}_macro"] = topk_accuracy(test_y, ranked, k, "macro")
     return out
+
+
+def _fit_progress(progress, shape, n_classes, n_fits, max_iter):
+    """A bar over the L-BFGS evaluations of ``n_fits`` fits and the callback that feeds it,
+    announcing the upper bound on the fits' time once a few evaluations are timed."""
+    if not progress:
+        return None, None
+    from bioscan_kmer._progress import progress_bar
+
+    from .estimate import FirstUnitsTimer, announce, format_seconds
+
+    per_fit = _max_evals(max_iter)
+    bar = progress_bar(total=n_fits * per_fit, desc="linear probe", unit="eval")
+    timer = FirstUnitsTimer(n_fits * per_fit, min_units=3, max_units=20)
+
+    def on_eval():
+        bar.update(1)
+        rest = timer.tick()
+        if rest is not None:
+            announce(f"linear probe: {shape[0]:,} x {shape[1]:,} features, {n_classes:,} classes, {n_fits} L2 "
+                     f"value(s): at most about {format_seconds(rest + timer.elapsed)} "
+                     f"(up to {per_fit} L-BFGS evaluations each; fewer when it converges)", bar)
+
+    return bar, on_eval
 
 
 def knn_predict(neighbour_labels: np.ndarray) -> np.ndarray:
