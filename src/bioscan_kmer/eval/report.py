@@ -259,7 +259,7 @@ def figure_title(fig: dict) -> str:
     total = fig.get("n_total", n)
     of = f" (a seeded sample of {total:,})" if total > n else ""
     splits = " + ".join(fig.get("splits", ("test", "test_unseen")))
-    return (f"2-D UMAP of {fig['model']} embeddings, coloured by order\n"
+    return (f"{fig['model']}: 2-D UMAP of its embeddings, coloured by order\n"
             f"{n:,} barcodes of {splits}{of}")
 
 
