@@ -81,3 +81,11 @@ def test_data_doc_session_commands_run(tmp_path, monkeypatch, capsys):
         assert main(words[1:]) == 0, (command, capsys.readouterr().err)
         assert capsys.readouterr().out.strip(), f"`{command}` printed nothing"
     assert (tmp_path / "shards").is_dir() and (tmp_path / "bold_clean.fasta").stat().st_size > 0
+
+
+def test_two_commands_say_how_to_take_the_cpu_build_of_torch():
+    section = re.search(r"## Two commands\n(.*?)\n## ", README.read_text(), re.S).group(1)
+    # The two commands stay as they are; the CPU build is explained beside them (issue 13).
+    assert 'pip install torch==2.13.0 && pip install ".[train,eval]" && bioscan-kmer demo --out demo_out' in section
+    assert "    bash .ci/run" in section
+    assert "--index-url https://download.pytorch.org/whl/cpu" in section and "CUDA" in section
