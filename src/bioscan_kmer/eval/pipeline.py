@@ -108,8 +108,8 @@ class EvalSettings:
     finetune_head_lr: float | None = 1e-3
     finetune_batch_size: int = 32
     finetune_max_train: int | None = None
-    # On the README's 200k-record session the CNN's best val epoch was the first of 20:
-    # 19 epochs (24 minutes on 2 cores) bought nothing.
+    # On the README's 200k-record session the CNN's best val epoch was the second of 20
+    # (val flat from the third on): 18 epochs, about 24 minutes on 2 cores, bought nothing.
     finetune_patience: int | None = 3
     cnn_patience: int | None = 3
     cnn_epochs: int = 20
