@@ -14,7 +14,7 @@ from bioscan_kmer.eval.baselines import (
 )
 from bioscan_kmer.eval.finetune import fine_tune
 from bioscan_kmer.eval.labels import label_codes
-from bioscan_kmer.eval.toy import toy_table
+from eval_toy import toy_table
 
 
 def test_nucleotide_codes():
@@ -91,6 +91,20 @@ def test_edit_distance_nn_is_exact():
         assert d == brute
         assert edlib.align(q, keys[i])["editDistance"] == d
     assert dist[-2] == 0 and idx[-2] == 0  # an exact copy finds the first occurrence
+
+
+def test_edit_distance_progress_announces_an_estimate(capsys, monkeypatch):
+    rng = np.random.default_rng(1)
+    keys, queries = _random_seqs(rng, 40, 60), _random_seqs(rng, 30, 60)
+    monkeypatch.setenv("BIOSCAN_KMER_PROGRESS", "lines")
+    quiet = edit_distance_nn(keys, queries)
+    assert capsys.readouterr().err == ""
+    loud = edit_distance_nn(keys, queries, progress=True)
+    err = capsys.readouterr().err
+    assert "edit-distance 1-NN: 30 distinct queries against 40 distinct keys, about " in err
+    assert "edit-distance 1-NN: 30/30 query" in err
+    for a, b in zip(quiet, loud):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_edit_distance_probe_on_toy():

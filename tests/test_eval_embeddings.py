@@ -8,7 +8,7 @@ import bioscan_kmer
 from bioscan_kmer.eval.embeddings import embed_sequences, embed_tokens, load_encoder, masked_mean
 from bioscan_kmer.eval.finetune import PooledClassifier, fine_tune
 from bioscan_kmer.eval.labels import label_codes
-from bioscan_kmer.eval.toy import toy_table
+from eval_toy import toy_table
 from bioscan_kmer.model import Encoder, MaskedLM, get_preset, save_checkpoint, to_hf_bert_state_dict
 
 

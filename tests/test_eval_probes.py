@@ -4,16 +4,17 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.cluster import AgglomerativeClustering
-from sklearn.metrics import adjusted_rand_score
 
 from bioscan_kmer.eval.labels import LabelMap, label_codes
 from bioscan_kmer.eval.probes import (
+    cut_tree_at,
     knn_predict,
     knn_probe,
     linear_probe,
     retrieval,
     standardize,
     ward_clusters,
+    ward_tree,
     zero_shot_clustering,
 )
 
@@ -60,6 +61,18 @@ def test_linear_probe_is_deterministic(data):
     b = linear_probe(xtr, ytr, xte, yte, val_x=xva, val_y=yva)
     np.testing.assert_array_equal(a["predictions"], b["predictions"])
     assert a["l2"] == b["l2"]
+
+
+def test_linear_probe_progress_announces_its_bound_and_changes_nothing(data, capsys, monkeypatch):
+    (xtr, ytr), (xva, yva), (xte, yte) = data
+    monkeypatch.setenv("BIOSCAN_KMER_PROGRESS", "lines")
+    quiet = linear_probe(xtr, ytr, xte, yte, val_x=xva, val_y=yva, max_iter=40)
+    assert capsys.readouterr().err == ""
+    loud = linear_probe(xtr, ytr, xte, yte, val_x=xva, val_y=yva, max_iter=40, progress=True)
+    err = capsys.readouterr().err
+    assert "linear probe: 1,200 x 32 features, 12 classes, 3 L2 value(s): at most about " in err
+    assert "(up to 50 L-BFGS evaluations each" in err and "linear probe: 150/150 eval" in err
+    np.testing.assert_array_equal(quiet["predictions"], loud["predictions"])
 
 
 def test_linear_probe_rejects_bad_input(data):
@@ -138,14 +151,45 @@ def test_retrieval_micro_macro_per_rank(data):
     assert top1 < 0.2 and top1 <= top5
 
 
-def test_ward_cuts_match_scikit_learn():
-    rng = np.random.default_rng(3)
-    x = rng.normal(size=(150, 5))
-    cuts = ward_clusters(x, [3, 7])
-    for c in (3, 7):
+def _same_partition(a, b) -> bool:
+    """Equal up to the names of the clusters: a one-to-one map between the ids."""
+    pairs = np.unique(np.stack([a, b]), axis=1).shape[1]
+    return pairs == np.unique(a).size == np.unique(b).size
+
+
+@pytest.mark.parametrize("n, dim, seed", [(150, 5, 3), (400, 50, 4), (257, 2, 5)])
+def test_ward_cuts_equal_scikit_learn(n, dim, seed):
+    rng = np.random.default_rng(seed)
+    # Clustered points (as UMAP output is) with noise, so that merge heights never tie.
+    x = rng.normal(size=(n, dim)) + 6 * rng.normal(size=(12, dim))[rng.integers(0, 12, n)]
+    counts = [1, 2, 3, 7, 12, 40, n - 1, n]
+    cuts = ward_clusters(x, counts)
+    for c in counts:
         ref = AgglomerativeClustering(n_clusters=c, linkage="ward").fit_predict(x)
-        assert adjusted_rand_score(ref, cuts[c]) == pytest.approx(1.0)
         assert np.unique(cuts[c]).size == c
+        assert _same_partition(ref, cuts[c]), c
+
+
+def test_ward_tree_equals_scipy_and_cuts_equal_cut_tree():
+    from scipy.cluster.hierarchy import cut_tree, ward
+
+    x = np.random.default_rng(6).normal(size=(300, 8))
+    tree = ward_tree(x)
+    want = ward(x)  # O(n^2) memory: the reference on small inputs
+    np.testing.assert_array_equal(tree[:, :2], want[:, :2])
+    np.testing.assert_allclose(tree[:, 2:], want[:, 2:], rtol=1e-10)
+    # Ties (duplicate points) included: the cut follows the tree's merge order exactly.
+    dup = np.repeat(np.random.default_rng(7).normal(size=(40, 3)), 3, axis=0)
+    for t in (tree, ward_tree(dup)):
+        n = t.shape[0] + 1
+        for c in (1, 5, 33, n):
+            got = cut_tree_at(t, c)
+            assert _same_partition(got, cut_tree(t, n_clusters=c)[:, 0])
+            assert got.tolist()[:1] == [0] and got.max() == c - 1  # ids 0..c-1 by first appearance
+    with pytest.raises(ValueError, match=r"\[1, 300\]"):
+        cut_tree_at(tree, 301)
+    with pytest.raises(ValueError, match="at least 2 points"):
+        ward_tree(x[:1])
 
 
 def test_zero_shot_clustering_recovers_clusters_and_is_seeded():

@@ -54,10 +54,9 @@ def test_resident_memory_stays_flat_over_repeated_calls():
         bk.kmer_counts(cleaned, k=2)
         bk.kmer_counts(cleaned, k=6, per_sequence=False)
         bk.grouped_shannon(groups, inverse)
-        try:
-            bk.clean(seqs[:1000] + ["ACGT!"])  # the error path frees its buffers too
-        except ValueError:
-            pass
+        # The error path frees its buffers too (and still names the row).
+        with pytest.raises(ValueError, match=r"^row 1000: invalid character '!' at position 4$"):
+            bk.clean(seqs[:1000] + ["ACGT!"])
         del cleaned, inverse
 
     for _ in range(2):  # allocator pools and caches reach their steady state
@@ -235,21 +234,25 @@ def test_group_codes_written_while_grouped_shannon_runs():
 
     th = threading.Thread(target=write)
     th.start()
-    outcomes = set()
     try:
         for _ in range(5):
             try:
                 keys, values = bk.grouped_shannon(groups, items, threads=2)
-                assert values.shape == (len(keys),)
-                outcomes.add("result")
             except ValueError as e:
                 assert "out of range" in str(e) or "changed during the call" in str(e), str(e)
-                outcomes.add("error")
+                continue
+            # A result is one of the tables the two states of the array allow: the
+            # Python layer saw 1000 groups or 5001 (code 5000 present); each of the first
+            # 1000 groups lost at most a few of its 2000 rows to group 5000, which moves
+            # its index by well under 0.01 bit; the groups in between are empty.
+            assert len(keys) in (1000, 5001) and values.shape == (len(keys),)
+            np.testing.assert_allclose(values[:1000], want, atol=0.01)
+            assert np.isnan(values[1000:5000]).all()
+            assert len(keys) == 1000 or np.isnan(values[5000]) or 0 <= values[5000] <= np.log2(7) + 1e-9
     finally:
         stop.set()
         th.join()
     np.testing.assert_array_equal(bk.grouped_shannon(groups, items)[1], want)
-    assert outcomes
 
 
 class _Interrupted(Exception):

@@ -14,7 +14,7 @@ scikit-learn until ``evaluate`` actually runs.
 - pipeline: :class:`EvalSettings`, :func:`evaluate_models` and the model wrappers
 - report: :func:`build_table`, :func:`write_report`, :func:`umap_figure`
 - real: :func:`load_bold`, :func:`evaluate_bold` (real BOLD barcodes)
-- demo: :func:`demo_evaluate`, :func:`evaluate_checkpoint`
+- demo: :func:`demo_evaluate`, :func:`evaluate_checkpoint`, :func:`demo_settings`
 """
 
 from __future__ import annotations
@@ -38,8 +38,7 @@ _EXPORTS = {
     "build_table": "report", "build_details": "report", "to_markdown": "report",
     "write_report": "report", "umap_figure": "report",
     "load_bold": "real", "evaluate_bold": "real",
-    "demo_evaluate": "demo", "evaluate_checkpoint": "demo", "DEMO_SETTINGS": "demo",
-    "toy_table": "toy",
+    "demo_evaluate": "demo", "evaluate_checkpoint": "demo", "demo_settings": "demo",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -198,12 +198,15 @@ def edit_distance_nn(key_seqs, query_seqs, *, q: int = 4, progress: bool = False
 
     best_u = np.empty(len(uqueries), dtype=np.int64)
     best_d = np.empty(len(uqueries), dtype=np.int64)
-    it = range(len(uqueries))
+    bar = timer = None
     if progress:
         from bioscan_kmer._progress import progress_bar
 
-        it = progress_bar(it, desc="edit-distance 1-NN", unit="query")
-    for i in it:
+        from .estimate import FirstUnitsTimer, announce, format_seconds
+
+        bar = progress_bar(total=len(uqueries), desc="edit-distance 1-NN", unit="query")
+        timer = FirstUnitsTimer(len(uqueries), min_units=20, max_units=500)
+    for i in range(len(uqueries)):
         qs = uqueries[i]
         l1 = np.abs(kprof - qprof[i]).sum(axis=1)
         lb = np.maximum(np.abs(klen - len(qs)), -(-l1 // (2 * q)))
@@ -219,6 +222,14 @@ def edit_distance_nn(key_seqs, query_seqs, *, q: int = 4, progress: bool = False
                 if best == 0:
                     break
         best_u[i], best_d[i] = arg, best
+        if bar is not None:
+            bar.update(1)
+            rest = timer.tick()
+            if rest is not None:
+                announce(f"edit-distance 1-NN: {len(uqueries):,} distinct queries against {len(ukeys):,} distinct "
+                         f"keys, about {format_seconds(rest + timer.elapsed)}", bar)
+    if bar is not None:
+        bar.close()
     index = first_row[best_u[qinv]] if len(uqueries) else np.empty(0, np.int64)
     distance = best_d[qinv] if len(uqueries) else np.empty(0, np.int64)
     return index, distance

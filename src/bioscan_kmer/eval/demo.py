@@ -90,6 +90,8 @@ def evaluate_checkpoint(df, checkpoint, out_dir, *, settings=None, baselines=BAS
 
     settings = settings or EvalSettings()
     t0 = time.perf_counter()
+    if settings.progress:
+        _shared_cpu_hint(settings.device)
     spec = None
     if checkpoint is not None:
         encoder, tok = load_encoder(checkpoint, tokenizer=tokenizer, config=config,
@@ -103,6 +105,25 @@ def evaluate_checkpoint(df, checkpoint, out_dir, *, settings=None, baselines=BAS
     paths = write_report(run, out_dir, title=title)
     return {"table": build_table(run), "markdown": to_markdown(run, title=title), "paths": paths,
             "run": run, "seconds": seconds}
+
+
+def _shared_cpu_hint(device) -> None:
+    """Say, once per run on the CPU, how to avoid OpenMP's spin-waits on a busy machine.
+
+    libgomp reads OMP_WAIT_POLICY when torch is imported, so only the caller's
+    environment can set it. On a 2-core VM shared with other jobs the spinning made
+    fine-tuning 2-6x slower per epoch and an encoder step up to 20x slower (docs/eval.md).
+    """
+    import os
+
+    from .knn import default_device
+
+    if os.environ.get("OMP_WAIT_POLICY") or str(default_device(device)) != "cpu":
+        return
+    from .estimate import announce
+
+    announce("note: on a CPU shared with other jobs, run with OMP_WAIT_POLICY=PASSIVE in the environment: "
+             "torch's OpenMP threads then sleep instead of spinning (several times faster there)")
 
 
 def demo_evaluate(df_with_splits, checkpoint_path_or_None, out_dir, progress: bool = True, *,

@@ -61,13 +61,19 @@ class EvalSettings:
     max_train, max_val, max_test, max_key_unseen, max_test_unseen : int, optional
         Records kept per split.
     cluster_max_points : int, optional
-        Points clustered (Ward needs O(n^2) memory).
+        Points clustered (a seeded subsample beyond it). Ward is exact in O(n) memory
+        (fastcluster) but O(n^2 d) time: 50,000 x 50 took 71 s on 2 cores (docs/eval.md).
     finetune : bool
         Run fine-tuning at all.
     finetune_epochs, finetune_lr, finetune_head_lr, finetune_batch_size, finetune_max_train
         Fine-tuning (the head may get its own learning rate); at most
         ``finetune_max_train`` seeded-random train rows are used, by the encoder and (unless
         ``cnn_max_train`` is set) the CNN.
+    finetune_patience, cnn_patience : int, optional
+        Early stopping: training ends after this many epochs without a better validation
+        accuracy (default 3; None runs every epoch). The best epoch on val is kept either
+        way, and training always stops once val accuracy is 100% (no later epoch can be
+        selected then).
     cnn_epochs, cnn_lr, cnn_batch_size, cnn_kernel_width, cnn_max_train
         The paper's CNN (Adam, batch 128, 20 epochs in the paper); ``cnn_max_train`` caps
         its train rows separately, since it costs several times the encoder per record on CPU.
@@ -93,7 +99,7 @@ class EvalSettings:
     max_test: int | None = None
     max_key_unseen: int | None = None
     max_test_unseen: int | None = None
-    cluster_max_points: int | None = 20000
+    cluster_max_points: int | None = 50000
     finetune: bool = True
     finetune_epochs: int = 5
     finetune_lr: float = 1e-4
@@ -102,6 +108,10 @@ class EvalSettings:
     finetune_head_lr: float | None = 1e-3
     finetune_batch_size: int = 32
     finetune_max_train: int | None = None
+    # On the README's 200k-record session the CNN's best val epoch was the second of 20
+    # (val flat from the third on): 18 epochs, about 24 minutes on 2 cores, bought nothing.
+    finetune_patience: int | None = 3
+    cnn_patience: int | None = 3
     cnn_epochs: int = 20
     cnn_max_train: int | None = None
     cnn_lr: float = 1e-3
@@ -277,8 +287,8 @@ class EncoderModel:
             tok(train_seqs), train_y, tok(data.seqs["val"]), data.labels["val"]["species"],
             tok(data.seqs["test"]), data.labels["test"]["species"],
             epochs=settings.finetune_epochs, lr=settings.finetune_lr, head_lr=settings.finetune_head_lr,
-            batch_size=settings.finetune_batch_size, seed=settings.seed,
-            device=settings.device, progress=settings.progress,
+            batch_size=settings.finetune_batch_size, seed=settings.seed, patience=settings.finetune_patience,
+            device=settings.device, progress=settings.progress, desc=f"fine-tuning {self.name}",
         )
 
 
@@ -307,7 +317,8 @@ class CNNModel:
             (nucleotide_codes(data.seqs["val"]),), data.labels["val"]["species"],
             (nucleotide_codes(data.seqs["test"]),), data.labels["test"]["species"],
             epochs=settings.cnn_epochs, lr=settings.cnn_lr, batch_size=settings.cnn_batch_size,
-            optimizer="adam", seed=settings.seed, device=settings.device, progress=settings.progress,
+            optimizer="adam", seed=settings.seed, patience=settings.cnn_patience,
+            device=settings.device, progress=settings.progress, desc=f"training {self.name}",
         )
         self.model = res["model"]
         return res
@@ -385,7 +396,8 @@ def evaluate_models(df_or_data, models, settings: EvalSettings | None = None, *,
     -------
     dict
         ``{"results": {model: {...}}, "notes": [...], "settings": EvalSettings,
-        "figure": {"embedding", "order"} or None, "sizes": {split: n}}``.
+        "figure": {"embedding", "order", "model", "n_total", "splits"} or None,
+        "sizes": {split: n}}``.
     """
     settings = settings or EvalSettings()
     data = df_or_data if isinstance(df_or_data, SplitData) else prepare_splits(df_or_data, settings)
@@ -395,9 +407,17 @@ def evaluate_models(df_or_data, models, settings: EvalSettings | None = None, *,
     notes = list(data.notes)
     results, figure = {}, None
     L, S = data.labels, data.seqs
-    for model in models:
+
+    def say(text):
+        if settings.progress:
+            from .estimate import announce
+
+            announce(text)
+
+    for number, model in enumerate(models, 1):
         res = {"timings": {}, "notes": []}
         t = res["timings"]
+        say(f"[{number}/{len(models)}] {model.name}")
 
         if isinstance(model, EditDistanceModel):
             from .baselines import edit_distance_probe
@@ -420,7 +440,8 @@ def evaluate_models(df_or_data, models, settings: EvalSettings | None = None, *,
             res["fine_tuned"] = _strip(model.fine_tune(data, settings))
             t["fine_tuned"] = time.perf_counter() - t0
             ft = res["fine_tuned"]
-            res["notes"].append(f"fine-tuned on {ft['n_train']:,} train records, {len(ft['val_curve'])} epochs, "
+            stop = f" (stopped early: {ft['stopped_early']})" if ft.get("stopped_early") else ""
+            res["notes"].append(f"fine-tuned on {ft['n_train']:,} train records, {ft['epochs_run']} epochs{stop}, "
                                 f"best epoch {ft['best_epoch']} on val")
 
         t0 = time.perf_counter()
@@ -437,7 +458,7 @@ def evaluate_models(df_or_data, models, settings: EvalSettings | None = None, *,
                 feats["train"], L["train"]["species"], feats["test"], L["test"]["species"],
                 val_x=feats["val"] if val else None, val_y=L["val"]["species"] if val else None,
                 l2=settings.linear_l2, max_iter=settings.linear_max_iter,
-                backend=settings.linear_backend, device=settings.device))
+                backend=settings.linear_backend, device=settings.device, progress=settings.progress))
             t["linear_probe"] = time.perf_counter() - t0
 
         has_unseen = feats["test_unseen"] is not None
@@ -452,6 +473,8 @@ def evaluate_models(df_or_data, models, settings: EvalSettings | None = None, *,
         cx = np.concatenate([feats[s] for s in cluster_splits])
         clab = {r: np.concatenate([L[s][r] for s in cluster_splits]) for r in settings.ranks}
         want_fig = figure is None and (figure_model is None or figure_model == model.name)
+        n_clus = min(cx.shape[0], settings.cluster_max_points or cx.shape[0])
+        say(f"{model.name}: zero-shot clustering of {n_clus:,} points (UMAP to 50 dimensions, Ward)")
         clus = zero_shot_clustering(cx, clab, max_points=settings.cluster_max_points, seed=settings.seed)
         res["clustering"] = _strip(clus)
         if settings.cluster_max_points is not None and cx.shape[0] > settings.cluster_max_points:
@@ -468,6 +491,7 @@ def evaluate_models(df_or_data, models, settings: EvalSettings | None = None, *,
             else:
                 order = np.concatenate([L[s]["order"] for s in cluster_splits]).astype(str)
             figure = _figure_embedding(cx, order, settings, model.name)
+            figure["splits"] = tuple(cluster_splits)
             t["figure"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -494,4 +518,4 @@ def _figure_embedding(x, order, settings, model_name):
         idx = np.sort(np.random.default_rng(settings.seed).choice(n, settings.figure_points, replace=False))
     nn_ = min(30, len(idx) - 1)
     emb = umap_embed(_zscore(x[idx]), n_components=2, n_neighbors=max(2, nn_), min_dist=0.1, seed=settings.seed)
-    return {"embedding": emb, "order": order[idx], "model": model_name}
+    return {"embedding": emb, "order": order[idx], "model": model_name, "n_total": int(n)}

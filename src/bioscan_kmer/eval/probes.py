@@ -23,6 +23,8 @@ __all__ = [
     "zero_shot_clustering",
     "retrieval",
     "ward_clusters",
+    "ward_tree",
+    "cut_tree_at",
     "umap_embed",
     "RETRIEVAL_RANKS",
 ]
@@ -67,12 +69,18 @@ def standardize(train: np.ndarray, *others: np.ndarray):
     return tuple(((m - mean) / std).astype(np.float32) for m in (train, *others))
 
 
-def _fit_logistic_torch(x, y, n_classes, l2, max_iter, device, init=None, chunk=16384):
+def _max_evals(max_iter: int) -> int:
+    """Loss evaluations one L-BFGS fit may make (torch's default ``max_eval``): its cost bound."""
+    return max_iter * 5 // 4
+
+
+def _fit_logistic_torch(x, y, n_classes, l2, max_iter, device, init=None, chunk=16384, on_eval=None):
     """Multinomial logistic regression by full-batch L-BFGS.
 
     The loss is summed over row chunks inside the closure, so memory stays at
     (chunk, n_classes) logits however many training rows there are; full-batch L-BFGS
-    has no learning rate or shuffling to tune and is deterministic.
+    has no learning rate or shuffling to tune and is deterministic. ``on_eval()`` is
+    called after each evaluation of the loss (progress).
     """
     import torch
     import torch.nn.functional as F
@@ -87,8 +95,8 @@ def _fit_logistic_torch(x, y, n_classes, l2, max_iter, device, init=None, chunk=
         w = init[0].clone().requires_grad_(True)
         b = init[1].clone().requires_grad_(True)
     opt = torch.optim.LBFGS(
-        [w, b], lr=1.0, max_iter=max_iter, history_size=20, line_search_fn="strong_wolfe",
-        tolerance_grad=1e-6, tolerance_change=1e-9,
+        [w, b], lr=1.0, max_iter=max_iter, max_eval=_max_evals(max_iter), history_size=20,
+        line_search_fn="strong_wolfe", tolerance_grad=1e-6, tolerance_change=1e-9,
     )
 
     def closure():
@@ -101,6 +109,8 @@ def _fit_logistic_torch(x, y, n_classes, l2, max_iter, device, init=None, chunk=
             total += loss.item()
         reg = 0.5 * l2 * (w * w).sum()
         reg.backward()
+        if on_eval is not None:
+            on_eval()
         return torch.tensor(total + reg.item())
 
     # Subnormal floats appear in the L-BFGS history when the regularisation is strong and
@@ -139,6 +149,7 @@ def linear_probe(
     max_iter: int = 200,
     topk=(1,),
     device=None,
+    progress: bool = False,
 ) -> dict:
     """Linear classifier on standardized frozen features.
 
@@ -165,6 +176,9 @@ def linear_probe(
         Which top-k accuracies to report.
     device : optional
         Torch device.
+    progress : bool
+        Progress over L-BFGS evaluations (torch backend), and an estimate of the
+        longest the fits can take (from the first timed evaluations) on stderr.
 
     Returns
     -------
@@ -205,8 +219,11 @@ def linear_probe(
     if backend == "torch":
         dev = default_device(device)
         init = None
-        for lam in l2s:
-            w, b = _fit_logistic_torch(x_tr, y_idx, classes.size, lam, max_iter, dev, init)
+        bar, on_eval = _fit_progress(progress, x_tr.shape, classes.size, len(l2s), max_iter)
+        for i, lam in enumerate(l2s):
+            w, b = _fit_logistic_torch(x_tr, y_idx, classes.size, lam, max_iter, dev, init, on_eval=on_eval)
+            if bar is not None:  # a fit that converged early leaves its unused budget behind
+                bar.update((i + 1) * _max_evals(max_iter) - bar.n)
             init = (w, b)
             val_acc = (
                 topk_accuracy(val_y, classes[_scores_torch(x_va, w, b, dev).argmax(1)], 1)
@@ -232,6 +249,8 @@ def linear_probe(
             if best is None or val_acc > best[0]:
                 best = (val_acc, lam, clf.decision_function(x_te).reshape(x_te.shape[0], -1))
 
+    if backend == "torch" and bar is not None:
+        bar.close()
     val_acc, lam, scores = best
     if scores.shape[1] == 1:  # binary sklearn decision_function: one column for class 1
         scores = np.concatenate([-scores, scores], axis=1)
@@ -252,6 +271,30 @@ def linear_probe(
             out[f"top{k}_micro"] = topk_accuracy(test_y, ranked, k, "micro")
             out[f"top{k}_macro"] = topk_accuracy(test_y, ranked, k, "macro")
     return out
+
+
+def _fit_progress(progress, shape, n_classes, n_fits, max_iter):
+    """A bar over the L-BFGS evaluations of ``n_fits`` fits and the callback that feeds it,
+    announcing the upper bound on the fits' time once a few evaluations are timed."""
+    if not progress:
+        return None, None
+    from bioscan_kmer._progress import progress_bar
+
+    from .estimate import FirstUnitsTimer, announce, format_seconds
+
+    per_fit = _max_evals(max_iter)
+    bar = progress_bar(total=n_fits * per_fit, desc="linear probe", unit="eval")
+    timer = FirstUnitsTimer(n_fits * per_fit, min_units=3, max_units=20)
+
+    def on_eval():
+        bar.update(1)
+        rest = timer.tick()
+        if rest is not None:
+            announce(f"linear probe: {shape[0]:,} x {shape[1]:,} features, {n_classes:,} classes, {n_fits} L2 "
+                     f"value(s): at most about {format_seconds(rest + timer.elapsed)} "
+                     f"(up to {per_fit} L-BFGS evaluations each; fewer when it converges)", bar)
+
+    return bar, on_eval
 
 
 def knn_predict(neighbour_labels: np.ndarray) -> np.ndarray:
@@ -402,8 +445,8 @@ def zero_shot_clustering(
         UMAP settings of SPEC section 8. With fewer points than they need, they are
         lowered (``n_neighbors <= n - 1``, ``n_components <= n - 2``) with a warning.
     max_points : int, optional
-        Cluster a seeded random subsample of this many points; Ward needs O(n^2) memory,
-        so ~50k points is the practical limit on a large machine.
+        Cluster a seeded random subsample of this many points. Ward itself needs O(n)
+        memory (:func:`ward_tree`) but O(n^2 d) time, and UMAP's time grows with n too.
     seed : int
         UMAP and subsampling seed.
     return_embedding : bool
@@ -454,13 +497,69 @@ def zero_shot_clustering(
     return out
 
 
+def ward_tree(x) -> np.ndarray:
+    """The Ward linkage of ``x`` (SciPy's linkage-matrix format), exact, in O(n) memory.
+
+    ``fastcluster.linkage_vector(x, method="ward")`` runs the nearest-neighbour-chain
+    algorithm on the vectors themselves, so memory is the data plus O(n), where SciPy's
+    ``ward`` (and scikit-learn's ``AgglomerativeClustering`` without connectivity) first
+    build the n(n-1)/2 pairwise distances: 10 GB at 50,000 points. Time stays O(n^2 d).
+
+    Parameters
+    ----------
+    x : array_like, shape (n, d), n >= 2
+
+    Returns
+    -------
+    numpy.ndarray, shape (n - 1, 4)
+        Row i merges clusters ``Z[i, 0]`` and ``Z[i, 1]`` (ids >= n are earlier merges)
+        at height ``Z[i, 2]``; rows in merge order.
+    """
+    try:
+        import fastcluster
+    except ImportError:
+        raise ImportError("zero-shot clustering needs fastcluster (exact Ward in O(n) memory): "
+                          "pip install 'bioscan-kmer[eval]' (or: pip install fastcluster)") from None
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] < 2:
+        raise ValueError(f"Ward clustering needs at least 2 points in a 2-D array, got shape {x.shape}")
+    return fastcluster.linkage_vector(x, method="ward")
+
+
+def cut_tree_at(tree: np.ndarray, n_clusters: int) -> np.ndarray:
+    """Cluster ids (0 .. c-1, in order of first appearance) after the first n - c merges.
+
+    This is the partition scikit-learn's ``AgglomerativeClustering(n_clusters=c)`` takes
+    from the same tree, and SciPy's ``cut_tree``, but vectorised (pointer jumping over
+    the merge forest: O(n log n)) where ``cut_tree`` walks every merge in Python, O(n^2).
+    """
+    tree = np.asarray(tree)
+    n = tree.shape[0] + 1
+    c = int(n_clusters)
+    if not 1 <= c <= n:
+        raise ValueError(f"cluster count must be in [1, {n}], got {c}")
+    merges = n - c
+    parent = np.arange(2 * n - 1, dtype=np.int64)
+    children = tree[:merges, :2].astype(np.int64)
+    parent[children[:, 0]] = parent[children[:, 1]] = n + np.arange(merges)
+    while True:  # every node points at its root after O(log depth) rounds
+        up = parent[parent]
+        if np.array_equal(up, parent):
+            break
+        parent = up
+    _, first, ids = np.unique(parent[:n], return_index=True, return_inverse=True)
+    rank = np.empty(first.size, dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(first.size)
+    return rank[ids]
+
+
 def ward_clusters(x, n_clusters) -> dict:
     """Ward agglomerative clustering of ``x`` cut at several cluster counts.
 
-    The Ward tree is built once (SciPy, O(n^2) memory) and cut at each requested count,
-    which gives the same partitions as scikit-learn's
-    ``AgglomerativeClustering(linkage="ward", n_clusters=c)`` for every ``c`` at the cost
-    of one fit.
+    The Ward tree is built once (:func:`ward_tree`: exact, O(n) memory) and cut at each
+    requested count (:func:`cut_tree_at`), which gives the same partitions as
+    scikit-learn's ``AgglomerativeClustering(linkage="ward", n_clusters=c)`` for every
+    ``c`` at the cost of one fit.
 
     Parameters
     ----------
@@ -473,8 +572,6 @@ def ward_clusters(x, n_clusters) -> dict:
     dict
         ``{c: int64 array (n,)}`` cluster id per point.
     """
-    from scipy.cluster.hierarchy import cut_tree, ward
-
     x = np.asarray(x, dtype=np.float64)
     wanted = sorted(set(int(c) for c in n_clusters))
     if any(c < 1 or c > x.shape[0] for c in wanted):
@@ -483,9 +580,8 @@ def ward_clusters(x, n_clusters) -> dict:
         return {}
     if x.shape[0] == 1:
         return {1: np.zeros(1, dtype=np.int64)}
-    tree = ward(x)
-    cuts = cut_tree(tree, n_clusters=wanted)  # (n, len(wanted))
-    return {c: cuts[:, i].astype(np.int64) for i, c in enumerate(wanted)}
+    tree = ward_tree(x)
+    return {c: cut_tree_at(tree, c) for c in wanted}
 
 
 def umap_embed(x: np.ndarray, *, n_components: int, n_neighbors: int, min_dist: float, seed: int) -> np.ndarray:

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["TABLE_COLUMNS", "build_table", "build_details", "to_markdown", "write_report", "umap_figure"]
+__all__ = ["TABLE_COLUMNS", "build_table", "build_details", "to_markdown", "write_report", "umap_figure",
+           "umap_axes", "figure_title"]
 
 #: Columns of the main table (percent), after the model name.
 TABLE_COLUMNS = (
@@ -142,40 +143,124 @@ def to_markdown(run: dict, *, title: str = "Benchmark") -> str:
     return "\n".join(parts)
 
 
-def umap_figure(embedding, labels, path, *, title: str = "UMAP of embeddings", max_legend: int = 12) -> Path:
-    """Scatter plot of 2-D UMAP coordinates coloured by label (e.g. order), as PNG.
+#: Qualitative colours that stay distinct from each other and from the grey of "other":
+#: matplotlib's tab10 (colour-blind friendly) when it is enough, else 15 strong colours
+#: (after Trubetskoy's list) without tab20's light/dark pairs, two blues a reader cannot
+#: tell apart, nor pastels that vanish on white when a small class gets them.
+_TAB10 = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+          "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+_DISTINCT = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6",
+             "#9a6324", "#469990", "#000075", "#808000", "#800000", "#bfef45", "#e6ab02", "#000000")
+_OTHER = "#c8c8c8"
+_MISSING = ("", "None", "nan", "<NA>")
 
-    The ``max_legend - 1`` most frequent labels get their own colour; the rest are grey.
+
+def _palette(n_named: int):
+    # tab10's grey would read as "other": skip it.
+    return [c for c in _TAB10 if c != "#7f7f7f"] if n_named <= 9 else list(_DISTINCT)
+
+
+def _point_style(n_points: int, n_class: int):
+    """Marker area (pt^2) and opacity of one class's points in a scatter of ``n_points``.
+
+    The area shrinks as the plot fills (25 for a few hundred points, 1 from 20,000 on),
+    but a small class keeps markers of a few points' size; a big class is translucent so
+    that its density shows, a small one opaque so that it is seen at all.
     """
-    import matplotlib
+    base = 2.0e4 / max(n_points, 1)
+    size = float(np.clip(max(base, min(9.0, 2.0e3 / max(n_class, 1))), 1.0, 25.0))
+    alpha = float(np.clip(1.0e3 / max(n_class, 1), 0.3, 0.95))
+    return size, alpha
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
 
+def umap_axes(fig, embedding, labels, *, title: str = "UMAP of embeddings", label_name: str = "order",
+              max_named: int | None = None):
+    """Draw the scatter of 2-D UMAP coordinates coloured by label on a matplotlib Figure.
+
+    Marker size and opacity follow the number of points; the colour map follows the number
+    of classes: each of the most frequent classes (up to ``max_named``, default as many as
+    the palette has distinct colours) gets its own colour, the rest share a light grey
+    "other" (unlabelled points too). Classes are drawn largest first, so that small ones
+    stay visible on top. The legend (class name and point count) sits outside the axes.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
     emb = np.asarray(embedding)
     labels = np.asarray(labels).astype(str)
     if emb.ndim != 2 or emb.shape[1] != 2 or emb.shape[0] != labels.shape[0]:
         raise ValueError(f"embedding must be (n, 2) with n labels, got {emb.shape} and {labels.shape}")
     names, counts = np.unique(labels, return_counts=True)
-    top = [n for n in names[np.argsort(-counts, kind="stable")] if n not in ("", "None", "nan")][: max_legend - 1]
-    fig, ax = plt.subplots(figsize=(7, 6), dpi=120)
-    other = ~np.isin(labels, top)
+    ranked = [str(n) for n in names[np.argsort(-counts, kind="stable")] if n not in _MISSING]
+    limit = len(_DISTINCT) if max_named is None else int(max_named)
+    if limit < 1:
+        raise ValueError(f"max_named must be positive, got {max_named}")
+    named = ranked if len(ranked) <= limit else ranked[: limit - 1]  # one slot for "other"
+    colours = _palette(len(named))
+    n = emb.shape[0]
+
+    ax = fig.add_subplot(1, 1, 1)
+    other = ~np.isin(labels, named)
+    sizes = []
     if other.any():
-        ax.scatter(emb[other, 0], emb[other, 1], s=3, c="lightgrey", label="other / unlabelled", rasterized=True)
-    cmap = plt.get_cmap("tab10" if len(top) <= 10 else "tab20")
-    for i, name in enumerate(top):
+        n_other_classes = len(ranked) - len(named)
+        what = f"{n_other_classes} other {label_name}s" if n_other_classes else "other"
+        if (np.isin(labels, _MISSING)).any():
+            what += " / unlabelled"
+        size, alpha = _point_style(n, int(other.sum()))
+        ax.scatter(emb[other, 0], emb[other, 1], s=size, c=_OTHER, alpha=alpha, linewidths=0,
+                   label=f"{what} ({other.sum():,})", rasterized=True)
+        sizes.append(size)
+    for i, name in enumerate(named):
         m = labels == name
-        ax.scatter(emb[m, 0], emb[m, 1], s=3, color=cmap(i % cmap.N), label=f"{name} ({m.sum()})", rasterized=True)
-    ax.set_title(title)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.legend(markerscale=4, fontsize=7, loc="best", frameon=False)
-    fig.tight_layout()
+        size, alpha = _point_style(n, int(m.sum()))
+        ax.scatter(emb[m, 0], emb[m, 1], s=size, color=colours[i], alpha=alpha, linewidths=0,
+                   label=f"{name} ({m.sum():,})", rasterized=True)
+        sizes.append(size)
+    ax.set_xlabel("UMAP 1")
+    ax.set_ylabel("UMAP 2")
+    ax.set_title(title, fontsize=10)
+    handles, texts = ax.get_legend_handles_labels()
+    if other.any():  # "other" was drawn first (underneath) but is listed last
+        handles, texts = handles[1:] + handles[:1], texts[1:] + texts[:1]
+    leg = ax.legend(handles, texts, title=label_name, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                    borderaxespad=0.0, fontsize=8, title_fontsize=9, frameon=False)
+    for h in leg.legend_handles:  # every legend marker the same, opaque and readable
+        h.set_alpha(1.0)
+        h.set_sizes([30.0])
+    return ax
+
+
+def umap_figure(embedding, labels, path, *, title: str = "UMAP of embeddings", label_name: str = "order",
+                max_named: int | None = None) -> Path:
+    """Scatter plot of 2-D UMAP coordinates coloured by label (e.g. order), as PNG.
+
+    See :func:`umap_axes` for the styling. Written atomically; no pyplot state is touched.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from .._atomic import replacing
+
+    fig = Figure(figsize=(9, 6), dpi=120, layout="constrained")
+    FigureCanvasAgg(fig)
+    umap_axes(fig, embedding, labels, title=title, label_name=label_name, max_named=max_named)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    with replacing(path) as tmp:
+        fig.savefig(tmp, format="png")
     return path
+
+
+def figure_title(fig: dict) -> str:
+    """What the UMAP figure shows: the model, the splits embedded and how many points."""
+    n = len(fig["embedding"])
+    total = fig.get("n_total", n)
+    of = f" (a seeded sample of {total:,})" if total > n else ""
+    splits = " + ".join(fig.get("splits", ("test", "test_unseen")))
+    return (f"{fig['model']}: 2-D UMAP of its embeddings, coloured by order\n"
+            f"{n:,} barcodes of {splits}{of}")
 
 
 def write_report(run: dict, out_dir, *, title: str = "Benchmark") -> dict:
@@ -194,7 +279,7 @@ def write_report(run: dict, out_dir, *, title: str = "Benchmark") -> dict:
     fig = run.get("figure")
     if fig is not None:
         paths["figure"] = umap_figure(fig["embedding"], fig["order"], out / "umap_order.png",
-                                      title=f"{fig['model']}: test + test_unseen, coloured by order")
+                                      title=figure_title(fig))
         md += f"\n![UMAP of {fig['model']} embeddings coloured by order](umap_order.png)\n"
     paths["markdown"] = out / "report.md"
     paths["markdown"].write_text(md)

@@ -1,11 +1,11 @@
-"""A small barcode table with a planted taxonomy, for tests and quick checks.
+"""A small barcode table with a planted taxonomy, for the evaluation tests.
 
 Barcodes are random sequences mutated down a tree (order -> family -> genus -> species
 -> specimen), so that closer relatives share more of their sequence, and the table
 already carries the eight-split ``split`` column (seen species in train/val/test, a few
 unseen species of seen genera in key_unseen/test_unseen). It exercises the evaluation
 without the data layer; the data layer's ``synthetic_bioscan`` + ``partition`` is the
-realistic generator.
+realistic generator. Only the tests use it, so it lives here rather than in the package.
 """
 
 from __future__ import annotations
