@@ -72,6 +72,7 @@ def _files(tmp, meta):
     bad["dna_barcode"] = bad["dna_barcode"].astype(object)
     bad.loc[7, "dna_barcode"] = "ACGTXACGT"
     write_metadata_csv(bad, tmp / "bad_base.csv")
+    (tmp / "loss.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
     (tmp / "ascii.csv").write_text("processid,species,genus,dna_barcode\nP1,Aus bus,Aus,ACGT\nP2,Aus bus,Aus,ACGÉT\n")
 
 
@@ -120,6 +121,8 @@ HOSTILE = [
     (["evaluate", "--data", "{tmp}/meta.csv", "--out", "{tmp}/e", "--seed", "-1"], "argument --seed"),
     (["evaluate", "--data", "{tmp}/dup.csv", "--out", "{tmp}/e"], "duplicate column name(s)"),
     (["prepare", "{tmp}/bad_base.csv", "-o", "{tmp}/s"], "row 7: "),
+    (["evaluate", "--checkpoint", "{tmp}/loss.png", "--data", "{tmp}/meta.csv", "--out", "{tmp}/e"],
+     "loss.png is not a checkpoint"),
     (["nonsense"], "invalid choice: 'nonsense'"),
 ]
 

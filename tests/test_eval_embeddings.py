@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 import torch
 
+from bioscan_kmer.model.checkpoint import CheckpointError
+
 import bioscan_kmer
 from bioscan_kmer.eval.embeddings import embed_sequences, embed_tokens, load_encoder, masked_mean
 from bioscan_kmer.eval.finetune import PooledClassifier, fine_tune
@@ -82,8 +84,12 @@ def test_load_encoder_from_our_checkpoint_and_hf_state_dict(tmp_path):
     with pytest.raises(FileNotFoundError):
         load_encoder(tmp_path / "missing.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="neither"):
+    # One line that says what the file is not, as a user error (the CLI's exit 2).
+    with pytest.raises(CheckpointError, match=r"junk.pt is not a checkpoint \(not a file written by torch.save\)$"):
         load_encoder(tmp_path / "junk.pt")
+    (tmp_path / "loss.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    with pytest.raises(CheckpointError, match="is not a checkpoint"):
+        load_encoder(tmp_path / "loss.png")
 
 
 def test_fine_tuning_selects_the_best_validation_epoch():

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from bioscan_kmer._options import int_option
@@ -266,6 +267,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     """Entry point of ``bioscan-kmer``; returns the exit code (``--help`` exits 0)."""
+    # OpenMP threads that spin while waiting make torch several times slower on a busy
+    # machine (a fine-tuning step: 4.0 s spinning, 0.2-0.4 s passive, docs/eval.md). libgomp
+    # reads the setting once, when torch is imported (by the plugins, below), so it is set
+    # here; a value the user exported wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:

@@ -44,10 +44,12 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive, default=256, help="embedding batch size")
     p.add_argument("--max-train", type=_positive, help="train records used (seeded subsample)")
     p.add_argument("--max-test", type=_positive, help="test and test_unseen records used")
-    p.add_argument("--finetune-epochs", type=_positive, help="encoder fine-tuning epochs (default 5)")
-    p.add_argument("--cnn-epochs", type=_positive, help="CNN epochs (default 20, as in the paper)")
+    p.add_argument("--finetune-epochs", type=_positive, help="most encoder fine-tuning epochs (default 5; stops early after --patience epochs without a better validation accuracy)")
+    p.add_argument("--cnn-epochs", type=_positive, help="most CNN epochs (default 20, as in the paper; stops early as fine-tuning does)")
     p.add_argument("--no-finetune", action="store_true", help="skip the fine-tuned column")
-    p.add_argument("--cluster-max-points", type=_positive, help="points for zero-shot clustering (default 20000)")
+    p.add_argument("--patience", type=_positive, help="epochs without a better validation accuracy "
+                   "before fine-tuning and the CNN stop (default 3)")
+    p.add_argument("--cluster-max-points", type=_positive, help="points for zero-shot clustering (default 50000; exact Ward in O(n) memory)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_evaluate)
     return p
@@ -109,6 +111,8 @@ def cmd_evaluate(args) -> int:
             changes[name] = getattr(args, attr)
     if args.max_test is not None:
         changes["max_test"] = changes["max_test_unseen"] = args.max_test
+    if args.patience is not None:
+        changes["finetune_patience"] = changes["cnn_patience"] = args.patience
     settings = settings.replace(**changes)
 
     df, is_bold = _read_table(data, args.seed)

@@ -171,19 +171,20 @@ def embed_sequences(model, tokenizer, seqs, *, batch_size: int = 256, device=Non
 
 
 def load_encoder(path, *, tokenizer=None, config=None, device="cpu"):
-    """Load an encoder and its tokenizer from one of our checkpoints or a HF BERT state dict.
+    """Load an encoder and its tokenizer from any checkpoint :func:`bioscan_kmer.model.load_pretrained` reads.
 
     Parameters
     ----------
     path : str or os.PathLike
-        A checkpoint written by :func:`bioscan_kmer.model.save_checkpoint`, or a Hugging
-        Face ``BertModel``/``BertForMaskedLM`` state dict (``.bin``, ``.pt``, ``.pth`` or
-        ``.safetensors``), converted with :func:`bioscan_kmer.model.load_hf_bert_state_dict`.
+        One of our checkpoints (file or run directory), or Hugging Face BERT weights of
+        either BarcodeBERT generation (a state dict as ``.bin``/``.pt``/``.safetensors``,
+        BarcodeBERT's own training checkpoint, or a model directory with ``config.json``).
     tokenizer : bioscan_kmer.KmerTokenizer, optional
-        Needed for a HF state dict, which does not record its tokenizer; a checkpoint of
-        ours carries its own.
+        Needed for Hugging Face weights with a non-default tokenizer: they do not record
+        theirs (the default one of their vocabulary is used). Ours carry their own.
     config : EncoderConfig or str, optional
-        Architecture for a HF state dict (a preset name such as ``"bioscan5m-8-4-4"``).
+        Architecture for Hugging Face weights (a preset name such as ``"bioscan5m-8-4-4"``);
+        default: read off the weights and ``config.json``.
     device : str
 
     Returns
@@ -195,52 +196,21 @@ def load_encoder(path, *, tokenizer=None, config=None, device="cpu"):
     ------
     FileNotFoundError
         When ``path`` does not exist.
-    ValueError
-        When the file is neither kind of checkpoint.
+    CheckpointError, ConfigError (UserErrors)
+        Not a checkpoint (in one line), damaged, or weights that do not fit their
+        configuration; a tokenizer that does not fit the encoder.
     """
-    import json
-    from pathlib import Path
-
-    import torch
-
     from .. import KmerTokenizer
-    from ..model import get_preset, load_checkpoint, load_hf_bert_state_dict, load_model
-    from ..model.config import EncoderConfig
+    from ..model import get_preset
+    from ..model.hf import load_pretrained
 
-    path = Path(path)
-    if path.is_dir() and not (path / "checkpoint.pt").is_file():
-        raise FileNotFoundError(f"{path} is a directory without a checkpoint.pt")
-    if not path.exists():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    try:
-        state = load_checkpoint(path, map_location="cpu")
-    except ValueError:
-        state = None  # not one of ours: try a Hugging Face state dict below
-    if state is not None:
-        encoder = load_model(state, map_location=device, encoder_only=True)
-        tok = state.get("tokenizer")
-        if tokenizer is None and tok is not None:
-            tokenizer = KmerTokenizer.from_config(json.loads(tok) if isinstance(tok, str) else dict(tok))
-    else:
-        file = path / "pytorch_model.bin" if path.is_dir() else path
-        try:
-            if file.suffix == ".safetensors":
-                from safetensors.torch import load_file
-
-                sd = load_file(str(file))
-            else:
-                sd = torch.load(file, map_location="cpu", weights_only=True)
-        except Exception as exc:  # foreign or damaged files raise many different errors
-            raise ValueError(f"{file} is neither a bioscan-kmer checkpoint nor a readable state dict: {exc}") from None
-        if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
-            sd = sd["state_dict"]
-        if isinstance(config, str):
-            config = get_preset(config)
-        model = load_hf_bert_state_dict(sd, config)
-        encoder = (model.encoder if hasattr(model, "encoder") else model).to(device).eval()
-    cfg: EncoderConfig = encoder.config
+    model, tok_cfg = load_pretrained(path, config=get_preset(config) if isinstance(config, str) else config)
+    encoder = (model.encoder if hasattr(model, "encoder") else model).to(device).eval()
+    if tokenizer is None and tok_cfg is not None:
+        tokenizer = KmerTokenizer.from_config(tok_cfg)
+    cfg = encoder.config
     if tokenizer is None:
-        # A checkpoint without a stored tokenizer: rebuild the default one of its vocabulary.
+        # Weights without a stored tokenizer: the default one of their vocabulary.
         tokenizer = KmerTokenizer(k=cfg.k, max_len=660, preset=cfg.tokenizer_preset,
                                   n_nucleotide=cfg.n_nucleotide)
     cfg.check_tokenizer(tokenizer, what="the tokenizer")
