@@ -118,7 +118,7 @@ def run_demo(out_dir, n_records: int = 50_000, seed: int = 0, progress: bool = T
     sizes.to_csv(out / "splits.csv", index=False)
     step("split")
     say(sizes.to_string(index=False))
-    say(f"[6/{n_steps}] writing tokenized shards (k=4, max_len=660)")
+    say(f"[6/{n_steps}] writing sequence shards (tokenized at read time: k=4, max_len=660)")
     shard = prepare_shards(df, out / "shards", seed=seed, progress=progress, force=True)
     step("prepare")
     result = {
