@@ -219,3 +219,29 @@ def test_progress_bar_shows_loss_and_throughput(small_shards, tmp_path, capsys):
     pretrain(small_shards, tmp_path / "quiet", steps=2, batch_size=8, ckpt_every=0,
              **{k: v for k, v in COMMON.items() if k != "progress"})
     assert capsys.readouterr().err == ""
+
+
+def test_snapshots_keep_the_weights_of_their_steps(small_shards, tmp_path):
+    # A learning curve needs the weights as they were at earlier steps: a snapshot of
+    # step 3 must equal a run stopped after 3 steps of the same schedule, and snapshots
+    # change nothing else (the final weights equal a run without them).
+    from bioscan_kmer.model.hf import load_pretrained
+
+    kw = dict(steps=6, batch_size=8, lr=3e-3, ckpt_every=0, val_split=None, **COMMON)
+    plain = pretrain(small_shards, tmp_path / "plain", **kw)
+    snap = pretrain(small_shards, tmp_path / "snap", snapshot_steps=(3, 6, 99), **kw)
+    files = sorted(p.name for p in (tmp_path / "snap" / "snapshots").iterdir())
+    assert files == ["step_00000003.pt", "step_00000006.pt"]
+    final = load_checkpoint(snap["checkpoint"])["model"]
+    for key, value in load_checkpoint(plain["checkpoint"])["model"].items():
+        assert torch.equal(value, final[key]), key
+
+    with pytest.raises(Interrupt):
+        pretrain(small_shards, tmp_path / "stop3", on_step=_stop_at(3), **{**kw, "ckpt_every": 1})
+    at3 = load_checkpoint(tmp_path / "stop3")["model"]
+    model, tok_cfg = load_pretrained(tmp_path / "snap" / "snapshots" / "step_00000003.pt")
+    assert tok_cfg is not None
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, at3[key]), key
+    snapshot = load_checkpoint(tmp_path / "snap" / "snapshots" / "step_00000003.pt")
+    assert snapshot["step"] == 3 and 2 * snapshot["tokens_seen"] == load_checkpoint(snap["checkpoint"])["tokens_seen"]

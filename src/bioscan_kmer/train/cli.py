@@ -80,6 +80,9 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--ckpt-every", type=int, default=500,
                    help="write the checkpoint every N steps and at the end; 0: only at the end "
                         "(default: %(default)s). SIGTERM and SIGUSR1 also write it, after the current step")
+    g.add_argument("--snapshot-steps", type=_step_list, default=(), metavar="N,N,...",
+                   help="also keep the weights after these steps in DIR/snapshots/step_<N>.pt "
+                        "(model-only checkpoints, e.g. for a learning curve)")
     g.add_argument("--log-every", type=int, default=10,
                    help="steps between log.jsonl records (default: %(default)s)")
     g.add_argument("--device", default=None, help="cuda, cuda:N or cpu (default: cuda if available)")
@@ -93,6 +96,16 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--threads", type=int, default=None,
                    help="CPU threads for torch (default: the recipe's; demo: 1, barcodebert: torch's)")
     g.add_argument("--no-progress", action="store_true", help="no settings line and no progress bar")
+
+
+def _step_list(text: str) -> tuple[int, ...]:
+    try:
+        steps = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected positive step numbers separated by commas, got {text!r}") from None
+    if not steps or min(steps) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive step numbers separated by commas, got {text!r}")
+    return steps
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -131,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
             dropout=args.dropout, train_split=args.train_split,
             val_split=None if str(args.val_split).lower() == "none" else args.val_split,
             val_every=args.val_every, val_batches=args.val_batches, ckpt_every=args.ckpt_every,
+            snapshot_steps=args.snapshot_steps,
             log_every=args.log_every, seed=args.seed, device=args.device, precision=args.precision,
             compile=args.compile, loss_chunk_rows=args.loss_chunk_rows, num_workers=args.num_workers,
             threads=args.threads,

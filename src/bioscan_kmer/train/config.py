@@ -55,7 +55,7 @@ PRESET_RECIPES: dict[str, str] = {
 #: watched or how fast it goes, never what it computes.
 RESUMABLE_CHANGES = frozenset({
     "progress", "num_workers", "log_every", "val_every", "val_batches", "ckpt_every",
-    "compile", "threads", "device", "loss_chunk_rows",
+    "compile", "threads", "device", "loss_chunk_rows", "snapshot_steps",
 })
 
 
@@ -116,6 +116,10 @@ class TrainConfig:
         process; 0 disables periodic validation.
     ckpt_every : int
         Write the checkpoint every ``ckpt_every`` steps (and at the end); 0: only at the end.
+    snapshot_steps : tuple of int
+        After each of these steps, also keep the weights as they are then in
+        ``snapshots/step_<step>.pt`` (a model-only checkpoint that every loader reads): the
+        points of a learning curve. Steps beyond the run are ignored.
     log_every : int
         Steps between JSONL records (and progress-bar updates).
     seed : int
@@ -174,6 +178,7 @@ class TrainConfig:
     val_every: int = 200
     val_batches: int = 20
     ckpt_every: int = 500
+    snapshot_steps: tuple[int, ...] = ()
     log_every: int = 10
     seed: int = 0
     device: str | None = None
@@ -206,6 +211,7 @@ class TrainConfig:
             object.__setattr__(self, length, defaults[length])
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
         object.__setattr__(self, "clip_grad", float(self.clip_grad))
+        object.__setattr__(self, "snapshot_steps", tuple(self.snapshot_steps))
 
     def _validate(self) -> None:
         if self.steps is not None and self.epochs is not None and self.epochs_steps is None:
@@ -220,6 +226,9 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ConfigError(f"{name} must be an int >= 0, got {value!r}")
+        for step in self.snapshot_steps:
+            if not isinstance(step, int) or isinstance(step, bool) or step < 1:
+                raise ConfigError(f"snapshot_steps must be positive ints, got {step!r}")
         if self.lr is not None and not self.lr > 0:
             raise ConfigError(f"lr must be positive, got {self.lr}")
         if not self.weight_decay >= 0:
@@ -305,6 +314,7 @@ class TrainConfig:
         """JSON-able dict of the effective values (``from_dict`` gives this config back)."""
         d = dataclasses.asdict(self)
         d["betas"] = list(self.betas)
+        d["snapshot_steps"] = list(self.snapshot_steps)
         if self.epochs_steps is not None:
             d["steps"] = None  # derived from epochs, and derived again on resume
         return d

@@ -49,6 +49,7 @@ __all__ = ["pretrain", "Trainer"]
 CHECKPOINT_NAME = "checkpoint.pt"
 LOG_NAME = "log.jsonl"
 PLOT_NAME = "loss.png"
+SNAPSHOT_DIR = "snapshots"
 
 
 def pretrain(
@@ -348,6 +349,7 @@ class Trainer:
 
             bar = progress_bar(total=cfg.steps, initial=self.step, desc="pretrain", unit="step", dynamic_ncols=True)
         batches = iter(self.stream)
+        snapshots = frozenset(cfg.snapshot_steps)
         window_loss = torch.zeros((), device=self.device, dtype=torch.float64)
         window_count = torch.zeros((), device=self.device, dtype=torch.int64)
         window_real = torch.zeros((), device=self.device, dtype=torch.int64)
@@ -407,6 +409,10 @@ class Trainer:
                     t = time.perf_counter()
                     self._save()
                     # Checkpoint time is not training throughput.
+                    window_start += time.perf_counter() - t
+                if self.step in snapshots:
+                    t = time.perf_counter()
+                    self._snapshot()
                     window_start += time.perf_counter() - t
                 if bar is not None:
                     bar.update(1)
@@ -549,6 +555,19 @@ class Trainer:
         error = broadcast_object(error, info)
         if error is not None:
             raise DiskFullError(28, error)
+
+    def _snapshot(self) -> None:
+        """Keep the weights of this step in ``snapshots/`` (rank 0 writes; a model-only
+        checkpoint: :func:`bioscan_kmer.model.hf.load_pretrained` and ``evaluate`` read it)."""
+        if self.info.is_main:
+            save_checkpoint(self.out / SNAPSHOT_DIR / f"step_{self.step:08d}.pt", {
+                "model": self.raw_model.state_dict(),
+                "config": self.mcfg.to_dict(),
+                "tokenizer": dict(self.source.tokenizer.config),
+                "step": self.step,
+                "tokens_seen": self.tokens_seen,
+            })
+        barrier(self.info)
 
     def _write_run_files(self, settings: str) -> None:
         effective = {"steps": self.cfg.steps, "epochs": self.cfg.epochs, "lr": self.lr,
