@@ -72,6 +72,17 @@ def test_prepare_writes_the_pretraining_set(tmp_path):
     assert "dna_barcode" not in open_shard(tmp_path, "train").labels.columns  # in seq.bin once
 
 
+def test_prepare_can_add_train_to_the_pretraining_splits(tmp_path):
+    # A fully labelled table (a BOLD export) has almost no pretrain rows: the benchmark
+    # pretrains on train too. The rule is unchanged: row 0 (train) is now kept, and so the
+    # pretrain copies of its barcode (rows 1 and 14) still are not.
+    prepare_shards(_table(with_ranks=True), tmp_path, splits=["pretrain"],
+                   pretrain_splits=("pretrain", "other_heldout", "train"))
+    assert open_shard(tmp_path, "pretrain").barcodes.to_arrow().to_pylist() == ["ACGTACGTAA", *EXPECTED]
+    with pytest.raises(ValueError, match="unknown split"):
+        prepare_shards(_table(with_ranks=True), tmp_path / "x", pretrain_splits=("pretrian",))
+
+
 def test_bad_barcodes_are_named_by_table_row():
     df = _table()
     df.loc[9, "dna_barcode"] = "ACGT!"

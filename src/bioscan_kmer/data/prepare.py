@@ -45,6 +45,7 @@ def prepare_shards(
     max_len: int = 660,
     preset: str = "barcodebert",
     splits: Sequence[str] | None = None,
+    pretrain_splits: Sequence[str] = PRETRAINING_SPLITS,
     seed: int = 0,
     fingerprint: dict | None = None,
     force: bool = False,
@@ -64,6 +65,10 @@ def prepare_shards(
         the truncation length of the pretraining set (660 in BarcodeBERT).
     splits : sequence of str, optional
         Shards to write; default ``pretrain`` and all labelled splits.
+    pretrain_splits : sequence of str, default ("pretrain", "other_heldout")
+        The splits whose rows make the ``pretrain`` shard (BarcodeBERT's rule). A table of
+        fully labelled records (a BOLD export, where almost nothing is ``pretrain``) may add
+        ``train``: its labels are never used in pretraining.
     seed : int, default 0
         Seed of the partition, when one is computed.
     fingerprint : dict, optional
@@ -94,11 +99,13 @@ def prepare_shards(
         if col not in df.columns:
             raise DataError(f"prepare needs column {col!r}")
     wanted = list(splits) if splits is not None else ["pretrain", *LABELLED_SHARDS]
-    bad = [s for s in wanted if s not in SPLITS]
+    bad = [s for s in [*wanted, *pretrain_splits] if s not in SPLITS]
     if bad:
         raise UsageError(f"unknown split(s) {', '.join(map(repr, bad))}; choose from {', '.join(SPLITS)}")
     tok = KmerTokenizer(k=k, max_len=max_len, preset=preset)
     options = {"k": k, "max_len": max_len, "preset": preset, "splits": wanted, "seed": seed}
+    if tuple(pretrain_splits) != PRETRAINING_SPLITS:
+        options["pretrain_splits"] = list(pretrain_splits)
     extra = {"input": dict(fingerprint or {}), "options": options}
     out = Path(os.fspath(out_dir))
     # Checksums too: a file changed in place keeps its size and must not pass for complete.
@@ -139,7 +146,7 @@ def prepare_shards(
             # The whole table takes part: a barcode first seen in another split is not
             # pretrained on.
             _check_present(raw, None)
-            seqs = _pretraining_set(raw, codes, max_len, threads)
+            seqs = _pretraining_set(raw, codes, max_len, threads, pretrain_splits)
             labels = None
         else:
             sel = rows_of((name,))
@@ -257,7 +264,8 @@ def read_pretraining_barcodes(path, *, max_len: int = 660, threads: int | None =
 _FORM_BLOCK_ROWS = 1 << 16
 
 
-def _pretraining_set(raw, codes: np.ndarray | None, max_len: int, threads) -> pa.ChunkedArray:
+def _pretraining_set(raw, codes: np.ndarray | None, max_len: int, threads,
+                     pretrain_splits: Sequence[str] = PRETRAINING_SPLITS) -> pa.ChunkedArray:
     """The rule of :func:`pretraining_barcodes` on a barcode column and its split codes.
 
     Cleaning is a function of the raw string, so only the distinct raw strings are brought
@@ -283,7 +291,7 @@ def _pretraining_set(raw, codes: np.ndarray | None, max_len: int, threads) -> pa
     first_form, _, _ = unique(pa.chunked_array(chunks, type=pa.large_string()), return_values=False,
                               threads=threads)  # ascending indices into first_raw
     if codes is not None:
-        keep = np.isin(codes[first_raw[first_form]], [SPLITS.index(s) for s in PRETRAINING_SPLITS])
+        keep = np.isin(codes[first_raw[first_form]], [SPLITS.index(s) for s in pretrain_splits])
         first_form = first_form[keep]
     # Kept rows chunk by chunk, left chunked (write_shards writes chunks one after another),
     # each block of forms let go once its rows are taken.
