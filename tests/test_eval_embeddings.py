@@ -114,3 +114,22 @@ def test_fine_tuning_selects_the_best_validation_epoch():
         ids, mask = inputs("test")
         pred = res["classes"][model(torch.as_tensor(ids), torch.as_tensor(mask)).argmax(1).numpy()]
     assert np.mean(pred == y[s == "test"]) == pytest.approx(res["accuracy_micro"])
+
+
+def test_layers_are_pooled_like_encoder_embed():
+    # Any hidden state can be the feature; one forward pass gives several; each equals the
+    # encoder's own masked mean of that layer.
+    tok = bioscan_kmer.KmerTokenizer(k=4, max_len=120, preset="bert")
+    torch.manual_seed(2)
+    enc = MaskedLM(get_preset("tiny").with_tokenizer(tok)).encoder.eval()
+    seqs = ["ACGTTGCA" * 10, "TTTTACGA" * 7, "GATTACA" * 3]
+    e = tok(seqs, return_tensors="pt")
+    layers = embed_sequences(enc, tok, seqs, layer=[0, 1, -1])
+    for j in (0, 1, -1):
+        with torch.no_grad():
+            want = enc.embed(e["input_ids"].long(), e["attention_mask"], layer=j).numpy()
+        np.testing.assert_allclose(layers[j], want, atol=1e-5)
+        np.testing.assert_allclose(embed_sequences(enc, tok, seqs, layer=j), want, atol=1e-5)
+    assert not np.allclose(layers[0], layers[-1])
+    with pytest.raises(ValueError, match="out of range"):
+        embed_sequences(enc, tok, seqs, layer=[7])

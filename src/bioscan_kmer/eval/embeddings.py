@@ -93,7 +93,7 @@ def batched_apply(fn, arrays, *, batch_size: int = 256, device=None, progress: b
 
 
 def embed_tokens(model, input_ids, attention_mask, *, batch_size: int = 256, device=None,
-                 progress: bool = False) -> np.ndarray:
+                 progress: bool = False, layer=-1):
     """Masked-mean features of pre-tokenized sequences.
 
     Parameters
@@ -105,10 +105,16 @@ def embed_tokens(model, input_ids, attention_mask, *, batch_size: int = 256, dev
     input_ids, attention_mask : array_like, shape (n, T)
     batch_size, device, progress
         See :func:`batched_apply`.
+    layer : int or sequence of int, default -1
+        The hidden state to pool: -1 the last layer (the papers' choice), 0 the embedding
+        layer, i the output of block i (needs ``model(..., output_hidden_states=True)``,
+        as :class:`~bioscan_kmer.model.Encoder` has). A sequence pools each of them from one
+        forward pass.
 
     Returns
     -------
     numpy.ndarray of float32, shape (n, C)
+        Or, for a sequence of layers, ``{layer: (n, C) array}``.
     """
     ids = np.asarray(input_ids)
     mask = np.asarray(attention_mask)
@@ -119,18 +125,35 @@ def embed_tokens(model, input_ids, attention_mask, *, batch_size: int = 256, dev
     dev = default_device(device)
     model = model.to(dev).eval()
 
-    def pooled(i, m):
-        hidden = model(i, m)
-        if isinstance(hidden, tuple):
-            hidden = hidden[0]
-        return masked_mean(hidden, m)
+    layers = [layer] if isinstance(layer, (int, np.integer)) else [int(x) for x in layer]
+    if not layers:
+        raise ValueError("layer: give at least one layer")
 
-    return batched_apply(pooled, [ids, mask.astype(np.int64)], batch_size=batch_size,
-                         device=dev, progress=progress)
+    def pooled(i, m):
+        if layers == [-1]:
+            hidden = model(i, m)
+            states = [hidden[0] if isinstance(hidden, tuple) else hidden]
+        else:
+            every = model(i, m, output_hidden_states=True)
+            try:
+                states = [every[j] for j in layers]
+            except IndexError:
+                raise ValueError(f"layer {layers} out of range for a model with {len(every)} hidden "
+                                 f"states (0 = embeddings, -1 = last)") from None
+        import torch
+
+        return torch.cat([masked_mean(h, m) for h in states], dim=1)  # (B, C x layers)
+
+    out = batched_apply(pooled, [ids, mask.astype(np.int64)], batch_size=batch_size,
+                        device=dev, progress=progress)
+    if isinstance(layer, (int, np.integer)):
+        return out
+    width = out.shape[1] // len(layers) if len(out) else 0
+    return {j: out[:, n * width:(n + 1) * width] for n, j in enumerate(layers)}
 
 
 def embed_sequences(model, tokenizer, seqs, *, batch_size: int = 256, device=None,
-                    progress: bool = False) -> np.ndarray:
+                    progress: bool = False, layer=-1):
     """Masked-mean features of raw barcodes, tokenized with the core tokenizer.
 
     Tokenization is done in chunks with the batches, so memory stays bounded for
@@ -144,10 +167,13 @@ def embed_sequences(model, tokenizer, seqs, *, batch_size: int = 256, device=Non
         The tokenizer the model was trained with (offset 0, no augmentation).
     seqs : sequence of str
         Cleaned barcodes.
+    layer : int or sequence of int
+        See :func:`embed_tokens`.
 
     Returns
     -------
     numpy.ndarray of float32, shape (len(seqs), C)
+        Or ``{layer: array}`` for a sequence of layers.
     """
     seqs = list(seqs)
     chunk = max(batch_size, 8192)
@@ -160,14 +186,15 @@ def embed_sequences(model, tokenizer, seqs, *, batch_size: int = 256, device=Non
     for s in range(0, len(seqs), chunk):
         enc = tokenizer(seqs[s : s + chunk], return_tensors="np")
         parts.append(embed_tokens(model, enc["input_ids"], enc["attention_mask"],
-                                  batch_size=batch_size, device=device))
+                                  batch_size=batch_size, device=device, layer=layer))
         if bar is not None:
             bar.update(len(seqs[s : s + chunk]))
     if bar is not None:
         bar.close()
-    if not parts:
-        return np.empty((0, 0), dtype=np.float32)
-    return np.concatenate(parts)
+    if isinstance(layer, (int, np.integer)):
+        return np.concatenate(parts) if parts else np.empty((0, 0), dtype=np.float32)
+    return {j: (np.concatenate([p[j] for p in parts]) if parts else np.empty((0, 0), dtype=np.float32))
+            for j in layer}
 
 
 def load_encoder(path, *, tokenizer=None, config=None, device="cpu"):

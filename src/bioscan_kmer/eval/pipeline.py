@@ -254,20 +254,24 @@ class EncoderModel:
     encoder : torch.nn.Module
         ``encoder(input_ids, attention_mask) -> (B, T, C)`` with ``config.hidden_size``.
     tokenizer : bioscan_kmer.KmerTokenizer
+    layer : int, default -1
+        The hidden state whose masked mean is the frozen feature (-1: the last layer, as
+        the papers do; fine-tuning always pools the last layer).
     """
 
     linear_probe = True
 
-    def __init__(self, name, encoder, tokenizer):
+    def __init__(self, name, encoder, tokenizer, layer: int = -1):
         self.name = name
         self.encoder = encoder
         self.tokenizer = tokenizer
+        self.layer = layer
 
     def features(self, seqs, settings):
         from .embeddings import embed_sequences
 
         return embed_sequences(self.encoder, self.tokenizer, seqs, batch_size=settings.batch_size,
-                               device=settings.device, progress=settings.progress)
+                               device=settings.device, progress=settings.progress, layer=self.layer)
 
     def fine_tune(self, data: SplitData, settings: EvalSettings):
         from .finetune import PooledClassifier, fine_tune

@@ -20,57 +20,100 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["load_bold", "evaluate_bold"]
+__all__ = ["load_bold", "hold_out_unseen", "evaluate_bold"]
 
 
 def load_bold(path, *, seed: int = 0, unseen_fraction: float = 0.3, min_unseen_records: int = 8) -> pd.DataFrame:
-    """Read a BOLD TSV, clean its barcodes and give it the eight BIOSCAN-5M splits.
+    """Read a BOLD TSV (gzip-compressed or not), clean its barcodes and give it the eight
+    BIOSCAN-5M splits: :func:`hold_out_unseen` of the file's table.
 
     Parameters
     ----------
     path : str or path-like
         BOLD data-package TSV (``processid``, ranks, ``bin_uri``, a sequence column).
+    seed, unseen_fraction, min_unseen_records
+        See :func:`hold_out_unseen`.
+
+    Raises
+    ------
+    DataFileError, DataError, UsageError (ValueErrors)
+        An unreadable file, one without species labels, a barcode the cleaner rejects
+        (the message names the row), a bad option.
+    """
+    from ..data.reading import read_bold_tsv
+
+    return hold_out_unseen(read_bold_tsv(path), seed=seed, unseen_fraction=unseen_fraction,
+                           min_unseen_records=min_unseen_records, source=str(path))
+
+
+def hold_out_unseen(df: pd.DataFrame, *, seed: int = 0, unseen_fraction: float = 0.3,
+                    min_unseen_records: int = 8, source: str = "the table") -> pd.DataFrame:
+    """Clean a table of really named species and give it the eight BIOSCAN-5M splits, a
+    seeded share of its species held out as unseen.
+
+    Rules (the module's docstring says why): a species can be held out when its name is
+    not already a placeholder, it has at least ``min_unseen_records`` records, and its
+    genus keeps at least one seen species; ``round(unseen_fraction x eligible)`` of those
+    are drawn in a seeded random order, skipping any whose genus would be left without a
+    seen species. They are renamed as placeholders while
+    :func:`bioscan_kmer.data.splits.partition` runs (so that they go to key/val/test_unseen)
+    and keep their real names as labels.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        ``dna_barcode`` (raw), ``genus`` and ``species``; other columns are kept.
     seed : int
         Seeds the choice of unseen species and the partition's draws.
     unseen_fraction : float
         Share of the eligible species held out as unseen.
     min_unseen_records : int
         Records an unseen species needs (8 in the BIOSCAN-5M rules).
+    source : str
+        Names the table in messages.
 
     Returns
     -------
     pandas.DataFrame
-        BIOSCAN column names (``dna_barcode`` cleaned: gaps removed, IUPAC -> N, ends
-        trimmed), a ``split`` column, and ``held_out_as_unseen`` (bool). Rows whose
-        barcode is empty after cleaning are removed; ``df.attrs["notes"]`` says how many.
+        ``dna_barcode`` cleaned (gaps removed, IUPAC -> N, ends trimmed), a ``split``
+        column, and ``held_out_as_unseen`` (bool). Rows whose barcode is missing or empty
+        after cleaning are removed; ``df.attrs["notes"]`` says how many, and which species
+        were held out.
 
     Raises
     ------
-    ValueError
-        On a file without species labels, or a barcode with a character the cleaner
-        rejects (the message names the row).
+    DataError, UsageError (ValueErrors)
+        No genus/species columns or no species label, a barcode with a character the
+        cleaner rejects (the message names the row), an option out of range.
     """
     from .. import clean
-    from ..data.reading import read_bold_tsv
     from ..data.splits import is_placeholder_name, partition
+    from ..errors import DataError, UsageError
 
     if not 0.0 <= unseen_fraction <= 1.0:
-        raise ValueError(f"unseen_fraction must be in [0, 1], got {unseen_fraction}")
-    df = read_bold_tsv(path)
-    if "species" not in df.columns or "genus" not in df.columns:
-        raise ValueError(f"{path}: the BOLD file needs genus and species columns")
+        raise UsageError(f"unseen_fraction must be in [0, 1], got {unseen_fraction}")
+    if min_unseen_records < 1:
+        raise UsageError(f"min_unseen_records must be at least 1, got {min_unseen_records}")
+    if "species" not in df.columns or "genus" not in df.columns or "dna_barcode" not in df.columns:
+        raise DataError(f"{source}: needs dna_barcode, genus and species columns")
+    df = df.reset_index(drop=True)
     notes = []
-    df["dna_barcode"] = clean(df["dna_barcode"].astype(object).where(df["dna_barcode"].notna(), "").astype(str).tolist())
+    raw = df["dna_barcode"].astype(object).where(df["dna_barcode"].notna(), "").astype(str).tolist()
+    try:
+        df["dna_barcode"] = clean(raw)
+    except ValueError as exc:  # the core names the row and the character
+        raise DataError(f"{source}: {exc}") from None
     empty = df["dna_barcode"].str.len() == 0
     if empty.any():
-        notes.append(f"{int(empty.sum())} records with an empty barcode after cleaning removed")
+        notes.append(f"{int(empty.sum())} records with a missing barcode or one empty after cleaning removed "
+                     f"(first: row {int(np.flatnonzero(empty.to_numpy())[0])})")
         df = df[~empty].reset_index(drop=True)
 
     species = df["species"].astype(object).where(df["species"].notna(), None)
     genus = df["genus"].astype(object).where(df["genus"].notna(), None)
     labelled = species.notna() & (species.astype(str) != "") & genus.notna()
     if not labelled.any():
-        raise ValueError(f"{path}: no record has a species label")
+        raise DataError(f"{source}: no record has a species label")
     counts = species[labelled].value_counts()
     genus_of = df[labelled].groupby(species[labelled].astype(str), observed=True)["genus"].first().astype(str)
     # Real names that already look like placeholders (e.g. "Megaselia sp. 3") stay as they are.
