@@ -229,9 +229,14 @@ def test_snapshots_keep_the_weights_of_their_steps(small_shards, tmp_path):
 
     kw = dict(steps=6, batch_size=8, lr=3e-3, ckpt_every=0, val_split=None, **COMMON)
     plain = pretrain(small_shards, tmp_path / "plain", **kw)
-    snap = pretrain(small_shards, tmp_path / "snap", snapshot_steps=(3, 6, 99), **kw)
+    snap = pretrain(small_shards, tmp_path / "snap", snapshot_steps=(0, 3, 6, 99), **kw)
     files = sorted(p.name for p in (tmp_path / "snap" / "snapshots").iterdir())
-    assert files == ["step_00000003.pt", "step_00000006.pt"]
+    assert files == ["step_00000000.pt", "step_00000003.pt", "step_00000006.pt"]
+    # Step 0 is the initialisation, before any update.
+    init = load_checkpoint(tmp_path / "snap" / "snapshots" / "step_00000000.pt")
+    assert init["step"] == 0 and init["tokens_seen"] == 0
+    assert not torch.equal(init["model"]["encoder.embeddings.tokens.weight"],
+                           load_checkpoint(snap["checkpoint"])["model"]["encoder.embeddings.tokens.weight"])
     final = load_checkpoint(snap["checkpoint"])["model"]
     for key, value in load_checkpoint(plain["checkpoint"])["model"].items():
         assert torch.equal(value, final[key]), key

@@ -82,7 +82,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                         "(default: %(default)s). SIGTERM and SIGUSR1 also write it, after the current step")
     g.add_argument("--snapshot-steps", type=_step_list, default=(), metavar="N,N,...",
                    help="also keep the weights after these steps in DIR/snapshots/step_<N>.pt "
-                        "(model-only checkpoints, e.g. for a learning curve)")
+                        "(model-only checkpoints, e.g. for a learning curve; 0 = the initialisation)")
     g.add_argument("--log-every", type=int, default=10,
                    help="steps between log.jsonl records (default: %(default)s)")
     g.add_argument("--device", default=None, help="cuda, cuda:N or cpu (default: cuda if available)")
@@ -102,9 +102,9 @@ def _step_list(text: str) -> tuple[int, ...]:
     try:
         steps = tuple(int(x) for x in text.split(",") if x.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected positive step numbers separated by commas, got {text!r}") from None
-    if not steps or min(steps) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive step numbers separated by commas, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected step numbers (0 = the initialisation) separated by commas, got {text!r}") from None
+    if not steps or min(steps) < 0:
+        raise argparse.ArgumentTypeError(f"expected step numbers (0 = the initialisation) separated by commas, got {text!r}")
     return steps
 
 

@@ -119,7 +119,8 @@ class TrainConfig:
     snapshot_steps : tuple of int
         After each of these steps, also keep the weights as they are then in
         ``snapshots/step_<step>.pt`` (a model-only checkpoint that every loader reads): the
-        points of a learning curve. Steps beyond the run are ignored.
+        points of a learning curve. Step 0 is the initialisation; steps beyond the run are
+        ignored.
     log_every : int
         Steps between JSONL records (and progress-bar updates).
     seed : int
@@ -227,8 +228,8 @@ class TrainConfig:
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ConfigError(f"{name} must be an int >= 0, got {value!r}")
         for step in self.snapshot_steps:
-            if not isinstance(step, int) or isinstance(step, bool) or step < 1:
-                raise ConfigError(f"snapshot_steps must be positive ints, got {step!r}")
+            if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+                raise ConfigError(f"snapshot_steps must be ints >= 0, got {step!r}")
         if self.lr is not None and not self.lr > 0:
             raise ConfigError(f"lr must be positive, got {self.lr}")
         if not self.weight_decay >= 0:

@@ -350,6 +350,8 @@ class Trainer:
             bar = progress_bar(total=cfg.steps, initial=self.step, desc="pretrain", unit="step", dynamic_ncols=True)
         batches = iter(self.stream)
         snapshots = frozenset(cfg.snapshot_steps)
+        if 0 in snapshots and self.step == 0:
+            self._snapshot()  # the initialisation: where a learning curve starts
         window_loss = torch.zeros((), device=self.device, dtype=torch.float64)
         window_count = torch.zeros((), device=self.device, dtype=torch.int64)
         window_real = torch.zeros((), device=self.device, dtype=torch.int64)
