@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["TABLE_COLUMNS", "build_table", "build_details", "to_markdown", "write_report", "umap_figure",
+__all__ = ["TABLE_COLUMNS", "markdown_table", "build_table", "build_details", "to_markdown", "write_report", "umap_figure",
            "umap_axes", "figure_title"]
 
 #: Columns of the main table (percent), after the model name.
@@ -89,14 +89,20 @@ def build_details(run: dict) -> pd.DataFrame:
 
 
 def _fmt(x, digits=2):
+    if isinstance(x, (int, np.integer)) and not isinstance(x, bool):
+        return f"{int(x):,}"
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
-def _md_table(df: pd.DataFrame, digits=2) -> str:
+def markdown_table(df: pd.DataFrame, digits=2) -> str:
+    """``df`` as a Markdown table: the first column as text, numbers right-aligned (floats
+    with ``digits`` decimals, integers with thousands separators, NaN as ``-``)."""
     cols = list(df.columns)
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join(["---"] + ["---:"] * (len(cols) - 1)) + "|"]
-    for _, row in df.iterrows():
-        cells = [str(row[cols[0]])] + [_fmt(row[c], digits) if not isinstance(row[c], str) else row[c] for c in cols[1:]]
+    for i in range(len(df)):
+        # Column by column: a row (iterrows) would turn an int column into floats.
+        row = [df[c].iloc[i] for c in cols]
+        cells = [str(row[0])] + [v if isinstance(v, str) else _fmt(v, digits) for v in row[1:]]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -105,7 +111,7 @@ def to_markdown(run: dict, *, title: str = "Benchmark") -> str:
     """The main table, per-rank clustering and retrieval tables, notes and timings."""
     table = build_table(run)
     parts = [f"## {title}", "", "Accuracies in percent (micro average: fraction of records); AMI x 100.", "",
-             _md_table(table), ""]
+             markdown_table(table), ""]
     ranks = tuple(run["settings"].ranks)
     # Per-rank clustering AMI and retrieval top-1 (micro / macro).
     ami_rows, ret_rows = [], []
@@ -124,10 +130,10 @@ def to_markdown(run: dict, *, title: str = "Benchmark") -> str:
                         row[f"{r} top-{k}"] = f"{_fmt(_pct(mi), 1)} / {_fmt(_pct(ma), 1)}"
                 ret_rows.append(row)
     if ami_rows:
-        parts += ["### Zero-shot clustering AMI per rank (x 100)", "", _md_table(pd.DataFrame(ami_rows)), ""]
+        parts += ["### Zero-shot clustering AMI per rank (x 100)", "", markdown_table(pd.DataFrame(ami_rows)), ""]
     if ret_rows:
         parts += ["### DNA-to-DNA retrieval (micro / macro %, keys = train + key_unseen)", "",
-                  _md_table(pd.DataFrame(ret_rows)), ""]
+                  markdown_table(pd.DataFrame(ret_rows)), ""]
     sizes = run.get("sizes", {})
     notes = list(run.get("notes", []))
     if sizes:

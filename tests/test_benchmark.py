@@ -1,0 +1,122 @@
+"""`bioscan-kmer benchmark` end to end on a small real subset (288 BOLD records of
+tests/data/bold_subset.tsv.gz, CC BY-SA 4.0): every step runs, every probe gives a
+number, the report has its parts, and a rerun reuses what is done."""
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bioscan_kmer.benchmark import BenchmarkConfig, curve_steps, parse_duration, run_benchmark
+from bioscan_kmer.errors import UsageError
+
+DATA = Path(__file__).parent / "data" / "bold_subset.tsv.gz"
+SMALL_EVAL = {"finetune_epochs": 2, "cnn_epochs": 2, "linear_max_iter": 50}
+
+
+def _config(**changes):
+    kw = dict(preset="tiny", steps=12, curve_points=2, seeds=(0, 1), threads=1, device="cpu",
+              eval_settings=SMALL_EVAL)
+    kw.update(changes)
+    return BenchmarkConfig(**kw)
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    return out, run_benchmark(DATA, out, _config())
+
+
+def test_every_step_and_probe_gives_numbers(first_run):
+    out, res = first_run
+    table = pd.read_parquet(out / "table.parquet")
+    assert len(table) == res["table"]["records"] == 288
+    assert {"train", "test", "test_unseen", "key_unseen"} <= set(table["split"])
+    # Held-out species are whole species, absent from the seen splits.
+    held = set(table.loc[table["held_out_as_unseen"], "species"])
+    seen = set(table.loc[table["split"].isin(["train", "val", "test"]), "species"])
+    assert held and not held & seen
+
+    summary = pd.read_csv(out / "report.csv")
+    models = list(dict.fromkeys(summary["model"]))
+    assert models[0] == "tiny encoder" and {"CNN (paper)", "4-mer frequency", "edit-distance 1-NN"} <= set(models)
+    expected = {
+        "tiny encoder": ["fine-tuned species", "linear probe species", "1-NN genus unseen",
+                         "clustering AMI species", "retrieval species top-1 seen", "retrieval species top-1 unseen"],
+        "CNN (paper)": ["fine-tuned species", "1-NN genus unseen", "clustering AMI species"],
+        "4-mer frequency": ["linear probe species", "1-NN genus unseen", "clustering AMI species"],
+        "edit-distance 1-NN": ["fine-tuned species", "1-NN genus unseen"],
+    }
+    for model, metrics in expected.items():
+        for metric in metrics:
+            hit = summary[(summary.model == model) & (summary.metric == metric)]
+            assert len(hit) == 1 and math.isfinite(hit["mean"].iloc[0]), (model, metric)
+            # Two evaluation seeds, except the deterministic edit distance (run once).
+            assert hit["n_seeds"].iloc[0] == (1 if model == "edit-distance 1-NN" else 2), (model, metric)
+            assert -100 <= hit["mean"].iloc[0] <= 100
+
+    curve = pd.read_csv(out / "learning_curve.csv")
+    assert curve["step"].tolist() == curve_steps(12, 2) == res["pretrain"]["snapshots"]
+    assert curve["tokens_seen"].is_monotonic_increasing and curve["tokens_seen"].iloc[0] == 0
+    assert curve.drop(columns=["step", "tokens_seen"]).notna().all().all()
+    layers = pd.read_csv(out / "layers.csv")
+    assert sorted(set(layers["layer"])) == [0, 1, 2]  # tiny: embeddings + 2 blocks
+
+    md = (out / "report.md").read_text()
+    for part in ("## Results", "## Learning curve", "## 1-NN genus by layer", "## Notes",
+                 "![learning curve](learning_curve.png)", "CC BY-SA 4.0"):
+        assert part in md, part
+    assert (out / "learning_curve.png").stat().st_size > 10_000
+    assert (out / "eval" / "seed_0" / "report.md").is_file() and (out / "eval" / "seed_1" / "report.md").is_file()
+
+
+def test_a_rerun_reuses_every_step_and_a_change_redoes_what_depends_on_it(first_run, tmp_path):
+    out, res = first_run
+    markers = {p.name: p.stat().st_mtime_ns for p in (out / "steps").iterdir()}
+    again = run_benchmark(DATA, out, _config())
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "steps").iterdir()} == markers
+    pd.testing.assert_frame_equal(pd.DataFrame(again["evaluate"][0]["table"]), pd.DataFrame(res["evaluate"][0]["table"]))
+    # Another evaluation seed set: the table, shards, pretraining and curve stay; seed 2 is new.
+    run_benchmark(DATA, out, _config(seeds=(0, 2), baselines=("kmer",)))
+    now = {p.name: p.stat().st_mtime_ns for p in (out / "steps").iterdir()}
+    for step in ("table", "shards", "pretrain", "curve_baseline"):
+        assert now[f"{step}.json"] == markers[f"{step}.json"], step
+    assert "evaluate_seed_2.json" in now and now["evaluate_seed_0.json"] != markers["evaluate_seed_0.json"]
+    recorded = json.loads((out / "steps" / "pretrain.json").read_text())
+    assert recorded["result"]["steps"] == 12
+
+
+def test_settings_are_checked_before_any_work(tmp_path):
+    with pytest.raises(UsageError, match="at most one of epochs, steps and time_budget"):
+        BenchmarkConfig(preset="tiny", steps=5, epochs=2)
+    with pytest.raises(UsageError, match="preset must be one of"):
+        BenchmarkConfig(preset="huge")
+    with pytest.raises(UsageError, match="unknown baseline"):
+        BenchmarkConfig(preset="tiny", baselines=("blast",))
+    with pytest.raises(UsageError, match="seeds"):
+        BenchmarkConfig(preset="tiny", seeds=(1, 1))
+    with pytest.raises(UsageError, match="unknown evaluation setting"):
+        BenchmarkConfig(preset="tiny", eval_settings={"nonsense": 1})
+    with pytest.raises(UsageError, match="no such file"):
+        run_benchmark(tmp_path / "missing.tsv", tmp_path / "out", _config())
+    assert parse_duration("45m") == 2700 and parse_duration("1h30m") == 5400 and parse_duration("90") == 90
+    for bad in ("", "soon", "-5", "0m"):
+        with pytest.raises(UsageError):
+            parse_duration(bad)
+    assert curve_steps(1000, 4) == [0, 10, 46, 215, 1000]
+    assert curve_steps(3, 8) == [0, 1, 2, 3] and curve_steps(50, 0) == []
+
+
+def test_the_command_line_runs_it(tmp_path, capsys):
+    from bioscan_kmer.cli import main
+
+    code = main(["benchmark", "--data", str(DATA), "--out", str(tmp_path / "b"), "--preset", "tiny",
+                 "--steps", "4", "--curve-points", "0", "--seeds", "0", "--baselines", "kmer", "--threads", "1",
+                 "-q"])
+    out = capsys.readouterr().out
+    assert code == 0 and "# Benchmark: tiny encoder on bold_subset.tsv.gz" in out
+    assert main(["benchmark", "--data", str(DATA), "--out", str(tmp_path / "c"), "--steps", "3",
+                 "--epochs", "2"]) == 2
+    assert "not allowed with argument" in capsys.readouterr().err
