@@ -24,7 +24,7 @@ from bioscan_kmer.errors import UsageError, run_command
 
 __all__ = ["main", "build_parser", "run_demo", "UsageError", "MAX_LEN_LIMIT"]
 
-PLUGINS = ("bioscan_kmer.train.cli", "bioscan_kmer.eval.cli")
+PLUGINS = ("bioscan_kmer.train.cli", "bioscan_kmer.eval.cli", "bioscan_kmer.eval.embed_cli")
 
 # Longest --max-len of `prepare`: far beyond any marker (COI-5P barcodes are ~658 nt)
 # and a whole insect mitochondrial genome (~16 kb). Larger values only ever meant a
