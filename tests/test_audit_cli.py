@@ -6,6 +6,7 @@ quoted TSV, gzip, a BOLD export without subfamily, BOLD FASTA headers) are read;
 keeps its traceback.
 """
 
+import re
 import bz2
 import gzip
 import subprocess
@@ -297,12 +298,13 @@ def test_help_names_every_command_and_every_option_has_help(capsys):
     with pytest.raises(SystemExit):
         parser.parse_args(["--help"])
     text = capsys.readouterr().out
-    commands = ("synth", "clean", "stats", "split", "prepare", "demo", "pretrain", "evaluate")
+    sub = next(a for a in parser._actions if a.dest == "command")
+    commands = ("synth", "clean", "stats", "split", "prepare", "demo", "pretrain", "evaluate", "embed", "benchmark")
+    assert set(sub.choices) == set(commands)  # a new command must be named here, and in the help
     description = parser.description
     for name in commands:
-        assert f"    {name} " in text and f"({name})" in description, name
-    sub = next(a for a in parser._actions if a.dest == "command")
-    for name in ("synth", "clean", "stats", "split", "prepare", "demo", "evaluate"):
+        assert re.search(rf"^    {name}\s", text, re.M) and f"({name})" in description, name
+    for name in commands:
         for action in sub.choices[name]._actions:
             assert action.help and action.help.strip(), f"{name} {action.option_strings or action.dest}"
 

@@ -24,7 +24,7 @@ from bioscan_kmer.errors import UsageError, run_command
 
 __all__ = ["main", "build_parser", "run_demo", "UsageError", "MAX_LEN_LIMIT"]
 
-PLUGINS = ("bioscan_kmer.train.cli", "bioscan_kmer.eval.cli", "bioscan_kmer.benchmark")
+PLUGINS = ("bioscan_kmer.train.cli", "bioscan_kmer.eval.cli", "bioscan_kmer.eval.embed_cli", "bioscan_kmer.benchmark")
 
 # Longest --max-len of `prepare`: far beyond any marker (COI-5P barcodes are ~658 nt)
 # and a whole insect mitochondrial genome (~16 kb). Larger values only ever meant a
@@ -184,9 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="bioscan-kmer",
         description="DNA-barcode tools for BIOSCAN-5M: synthetic data (synth), cleaning (clean), the "
-                    "statistics table (stats), the official splits (split), tokenized shards (prepare), "
-                    "masked-LM pretraining (pretrain), the benchmark table (evaluate), and all of it on "
-                    "synthetic data (demo).",
+                    "statistics table (stats), the official splits (split), sequence shards (prepare), "
+                    "masked-LM pretraining (pretrain), the benchmark table (evaluate), embeddings of your "
+                    "own barcodes (embed), the whole protocol on a real table (benchmark), and all of it "
+                    "on synthetic data (demo).",
         epilog="Each command has --help. Bad input ends with one line on stderr and exit code 2.",
     )
     sub = parser.add_subparsers(dest="command", metavar="<command>")
@@ -232,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_split)
 
-    p = sub.add_parser("prepare", help="write tokenized shards per split",
+    p = sub.add_parser("prepare", help="write sequence shards per split (tokenized when read)",
                        description="Clean, deduplicate (pretrain) and tokenize barcodes into np.memmap shards.")
     p.add_argument("input", help=INPUT_HELP)
     p.add_argument("-o", "--output", required=True, help="shard directory (created if missing)")

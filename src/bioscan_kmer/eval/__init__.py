@@ -26,7 +26,7 @@ _EXPORTS = {
     "LabelMap": "labels", "label_codes": "labels", "RANKS": "labels",
     "cosine_knn": "knn",
     "embed_sequences": "embeddings", "embed_tokens": "embeddings", "masked_mean": "embeddings",
-    "load_encoder": "embeddings",
+    "load_encoder": "embeddings", "embed_file": "embed", "embed_barcodes": "embed",
     "linear_probe": "probes", "knn_probe": "probes", "zero_shot_clustering": "probes",
     "retrieval": "probes", "standardize": "probes",
     "fine_tune": "finetune", "PooledClassifier": "finetune",
@@ -37,7 +37,7 @@ _EXPORTS = {
     "EditDistanceModel": "pipeline",
     "build_table": "report", "build_details": "report", "to_markdown": "report",
     "write_report": "report", "umap_figure": "report",
-    "load_bold": "real", "evaluate_bold": "real",
+    "load_bold": "real", "hold_out_unseen": "real", "evaluate_bold": "real",
     "demo_evaluate": "demo", "evaluate_checkpoint": "demo", "demo_settings": "demo",
 }
 
