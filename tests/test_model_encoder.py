@@ -137,6 +137,9 @@ def test_presets_have_published_sizes():
         n_5m = sum(p.numel() for p in MaskedLM(PRESETS["bioscan5m-8-4-4"]).parameters())
     assert 85e6 < n_small < 87e6
     assert 128e6 < n_5m < 131e6  # "~129M, mostly the 65,538-row embedding and the output head"
+    with torch.device("meta"):
+        n_cpu = sum(p.numel() for p in MaskedLM(PRESETS["small"]).parameters())
+    assert 3.3e6 < n_cpu < 3.5e6  # the CPU benchmark's "few million parameters"
     assert PRESETS["bioscan5m-8-4-4"].vocab_size == 65538
     PRESETS["barcodebert-4-12-12"].check_tokenizer(KmerTokenizer(k=4))
     PRESETS["bioscan5m-8-4-4"].check_tokenizer(KmerTokenizer(k=8))

@@ -43,6 +43,8 @@ def test_presets_carry_their_recipes_and_flags_override_them():
     assert (tiny.batch_size, tiny.lr, tiny.steps, tiny.epochs, tiny.clip_grad, tiny.cycle_momentum) == \
         (32, 3e-3, 300, None, 1.0, False)
     assert tiny.warmup == 30 and tiny.threads == 1 and TrainConfig(preset="bioscan5m-8-4-4").threads is None
+    small = TrainConfig(preset="small")
+    assert small.recipe == "small" and (small.batch_size, small.lr, small.epochs, small.steps) == (32, 1e-3, 4, None)
     # Explicit values win; a run may take the other recipe; steps replace the recipe's epochs.
     assert TrainConfig(preset="tiny", batch_size=8, lr=1e-3).batch_size == 8
     mixed = TrainConfig(preset="tiny", recipe="barcodebert", steps=10, clip_grad=0.5)

@@ -75,7 +75,8 @@ class BenchmarkConfig:
     curve_points : int
         Snapshots along the run (log-spaced, plus the initialisation); 0: no curve.
     curve_max_train : int, optional
-        Train records of the curve's linear probes (a seeded subsample keeps the curve cheap).
+        Train records of the curve's probes, as 1-NN keys and linear-probe training set (a
+        seeded subsample keeps the curve cheap: every snapshot embeds them).
     baselines : tuple of str
         Among ``cnn``, ``kmer``, ``edit``.
     eval_settings : dict
@@ -99,7 +100,7 @@ class BenchmarkConfig:
     min_unseen_records: int = 8
     pretrain_on_train: bool | None = None
     curve_points: int = 8
-    curve_max_train: int | None = 20_000
+    curve_max_train: int | None = 10_000
     baselines: tuple = ("cnn", "kmer", "edit")
     eval_settings: dict = field(default_factory=dict)
     device: str | None = None
@@ -397,8 +398,9 @@ def _genus_codes(table):
 
 
 def _curve_data(out: Path, cfg: BenchmarkConfig):
-    """Barcodes and labels of the curve's probes: train keys (all, and a subsample for the
-    linear probe), val, test, val_unseen and test_unseen queries."""
+    """Barcodes and labels of the curve's probes: train (a seeded subsample of at most
+    ``curve_max_train`` records: the 1-NN keys and the linear probe's training set), val,
+    test, val_unseen and test_unseen; the distinct barcodes are embedded once."""
     import numpy as np
 
     from bioscan_kmer import unique
@@ -417,28 +419,28 @@ def _curve_data(out: Path, cfg: BenchmarkConfig):
         sub = np.sort(np.random.default_rng(cfg.seeds[0]).choice(n, cfg.curve_max_train, replace=False))
     parts["train_lp"] = {k: (np.asarray(v, dtype=object)[sub].tolist() if k == "seqs" else v[sub])
                          for k, v in parts["train"].items()}
-    everything = [s for p in ("train", "val", "test", "val_unseen", "test_unseen") for s in parts[p]["seqs"]]
+    used = ("train_lp", "val", "test", "val_unseen", "test_unseen")
+    everything = [s for p in used for s in parts[p]["seqs"]]
     uniq, inverse, _ = unique(everything)
     offsets, start = {}, 0
-    for p in ("train", "val", "test", "val_unseen", "test_unseen"):
+    for p in used:
         offsets[p] = np.asarray(inverse[start:start + len(parts[p]["seqs"])])
         start += len(parts[p]["seqs"])
-    offsets["train_lp"] = offsets["train"][sub]
     return list(uniq), offsets, parts
 
 
 def _probe_features(feats, offsets, parts, settings, *, layers_knn: bool) -> dict:
-    """1-NN genus (val_unseen and test_unseen queries, train keys) for each layer of
+    """1-NN genus (val_unseen and test_unseen queries, the train subsample as keys) for each layer of
     ``feats`` ({layer: features of the distinct barcodes}), and the linear probe of the
     last one (train subsample -> test, l2 chosen on val)."""
     from bioscan_kmer.eval.probes import knn_probe, linear_probe
 
     out = {"knn_test_unseen": {}, "knn_val_unseen": {}}
     for layer, x in feats.items():
-        keys = x[offsets["train"]]
+        keys = x[offsets["train_lp"]]
         for q in ("val_unseen", "test_unseen"):
             if len(parts[q]["seqs"]):
-                r = knn_probe(keys, parts["train"]["genus"], x[offsets[q]], parts[q]["genus"], device=settings.device)
+                r = knn_probe(keys, parts["train_lp"]["genus"], x[offsets[q]], parts[q]["genus"], device=settings.device)
                 out[f"knn_{q}"][str(layer)] = 100.0 * r["accuracy_micro"]
         if not layers_knn:
             break
@@ -622,9 +624,10 @@ def _write_report(out: Path, data: Path, cfg: BenchmarkConfig, results: dict) ->
             layers.to_csv(tmp, index=False, float_format="%.2f")
         paths.update(curve=out / "learning_curve.csv", figure=out / "learning_curve.png", layers=out / "layers.csv")
         lines += ["## Learning curve", "",
-                  f"Probes of the snapshots (`run/snapshots/`); the linear probe trains on "
+                  f"Probes of the snapshots (`run/snapshots/`) with "
                   f"{'at most ' + format(cfg.curve_max_train, ',') + ' train records (a seeded subsample)' if cfg.curve_max_train else 'all train records'}"
-                  f" (the 4-mer-frequency line too), the 1-NN probe keys on all of train. "
+                  f" as the 1-NN keys and the linear probe's training set, for the 4-mer-frequency line too "
+                  f"(so the curve's numbers are below the full evaluation's when train is larger). "
                   f"4-mer frequency: 1-NN genus unseen {baseline['knn_test_unseen']:.2f}, "
                   f"linear probe species {baseline['linear_probe_species']:.2f}.", "",
                   markdown_table(cdf), "",
@@ -779,6 +782,10 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--baselines", default="cnn,kmer,edit", help="comma-separated subset of cnn,kmer,edit, or none")
     p.add_argument("--cnn-max-train", type=int_option(1), help="train records of the CNN (seeded subsample)")
     p.add_argument("--finetune-max-train", type=int_option(1), help="train records of encoder fine-tuning")
+    p.add_argument("--edit-max-queries", type=int_option(1), help="queries of each edit-distance probe "
+                   "(seeded subsample)")
+    p.add_argument("--curve-max-train", type=int_option(100), default=10_000, help="train records of the "
+                   "learning curve's probes (default: %(default)s)")
     p.add_argument("--device", help="torch device (default: cuda when available)")
     p.add_argument("--threads", type=int_option(1), help="CPU threads for torch")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
@@ -798,10 +805,12 @@ def _cmd(args) -> int:
     baselines = () if args.baselines.strip().lower() == "none" else tuple(
         b.strip().lower() for b in args.baselines.split(",") if b.strip())
     overrides = {k: v for k, v in (("cnn_max_train", args.cnn_max_train),
-                                   ("finetune_max_train", args.finetune_max_train)) if v is not None}
+                                   ("finetune_max_train", args.finetune_max_train),
+                                   ("edit_max_queries", args.edit_max_queries)) if v is not None}
     cfg = BenchmarkConfig(preset=args.preset, epochs=args.epochs, steps=args.steps, time_budget=args.time_budget,
                           seeds=seeds, pretrain_seed=args.pretrain_seed, split_seed=args.split_seed,
                           unseen_fraction=args.unseen_fraction, curve_points=args.curve_points,
+                          curve_max_train=args.curve_max_train,
                           baselines=baselines, eval_settings=overrides, device=args.device, threads=args.threads,
                           progress=not args.quiet)
     result = run_benchmark(args.data, args.out, cfg)

@@ -243,6 +243,17 @@ PRESETS: dict[str, EncoderConfig] = {
         max_position_embeddings=512, dropout=0.0, attention_dropout=0.0, vocab_locked=False,
         **_bert_vocab(4),
     ),
+    # The CPU-sized model of the real-data benchmark: 3.4M parameters, ~4,700 tokens/s
+    # when pretraining on 2 CPU cores, so that an hour of pretraining sees ~17M tokens (4
+    # epochs of the 26k-barcode BOLD corpus). Chosen by measurement (docs/model.md,
+    # "Presets"): 128 wide was 2.2x faster, but its embedding layer alone held too little
+    # of the k-mer composition (1-NN genus 46% at 64 wide, 60% at 256, counts 62%). No
+    # dropout, as for `tiny` (CPU speed; a few epochs do not overfit).
+    "small": EncoderConfig(
+        hidden_size=256, num_layers=4, num_heads=4, intermediate_size=1024,
+        max_position_embeddings=512, dropout=0.0, attention_dropout=0.0, vocab_locked=False,
+        **_bert_vocab(4),
+    ),
     # The original BarcodeBERT (k=4, 12 layers, 12 heads), ~86M parameters.
     "barcodebert-4-12-12": EncoderConfig(
         hidden_size=768, num_layers=12, num_heads=12, intermediate_size=3072,
