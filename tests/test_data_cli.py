@@ -1,12 +1,9 @@
 """The bioscan-kmer command line: every sub-command, resume, and one-line errors."""
 
-import json
 import subprocess
 import sys
 import types
 
-import numpy as np
-import pandas as pd
 import pytest
 
 from bioscan_kmer import cli

@@ -1,6 +1,5 @@
 """Synthetic BIOSCAN-like data: schema, determinism, realism the other parts rely on."""
 
-import re
 
 import numpy as np
 import pandas as pd

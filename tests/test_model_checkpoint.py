@@ -1,7 +1,6 @@
 """Atomic checkpoints: a write killed half-way leaves the previous one loadable."""
 
 import errno
-import os
 import subprocess
 import sys
 import textwrap

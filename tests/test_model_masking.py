@@ -46,7 +46,6 @@ def test_barcodebert_recipe(preset):
 
 def test_bert_recipe_80_10_10():
     tok, ids, mask = tokenized("bert", n=2000)
-    config = get_preset("tiny").with_tokenizer(tok)
     real = (ids >= tok.first_kmer_id) & (ids < tok.first_kmer_id + tok.num_kmers) & mask.bool()
     g = torch.Generator().manual_seed(1)
     masked, labels = mask_bert(ids, mask, mask_token_id=tok.mask_id, first_kmer_id=tok.first_kmer_id,

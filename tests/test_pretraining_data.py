@@ -1,7 +1,6 @@
 """BarcodeBERT's pretraining set, pretraining on barcode files, and exact resumption with
 random offsets (issue 11 parts 1-3, issue 10 item 7)."""
 
-import numpy as np
 import pandas as pd
 import pytest
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch.utils.data.distributed import DistributedSampler
 
-from bioscan_kmer import KmerTokenizer, tokenize
+from bioscan_kmer import KmerTokenizer
 from bioscan_kmer.data.shards import write_shards
 from bioscan_kmer.data.torch_data import SequenceDataset, ShardDataset, row_offsets
 from bioscan_kmer.train.batches import BatchStream, DataSource, open_source

@@ -3,7 +3,6 @@
 import errno
 
 import pytest
-import torch
 
 from bioscan_kmer.cli import main
 from bioscan_kmer.model import load_checkpoint

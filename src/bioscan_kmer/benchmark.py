@@ -29,14 +29,13 @@ import argparse
 import dataclasses
 import hashlib
 import json
-import math
 import os
 import re
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 from bioscan_kmer.errors import UsageError
 
@@ -640,7 +639,7 @@ def _write_report(out: Path, data: Path, cfg: BenchmarkConfig, results: dict) ->
     pre = results["pretrain"]
     notes = [f"data: {data} (BOLD public records: CC BY-SA 4.0, boldsystems.org)" if "bold" in data.name.lower()
              else f"data: {data}", *results["table"]["notes"],
-             f"split sizes: " + ", ".join(f"{k} {v:,}" for k, v in sorted(results["table"]["sizes"].items())),
+             "split sizes: " + ", ".join(f"{k} {v:,}" for k, v in sorted(results["table"]["sizes"].items())),
              f"pretraining: {pre['steps']:,} steps ({pre['how']}), masked-LM loss {pre['first_loss']:.3f} -> "
              f"{pre['last_loss']:.3f}" + (f", validation {pre['val_loss']:.3f}" if pre.get("val_loss") else "")
              + f", {pre['elapsed_s'] / 60:.1f} min; {pre.get('settings') or ''}",
