@@ -120,3 +120,27 @@ def test_the_command_line_runs_it(tmp_path, capsys):
     assert main(["benchmark", "--data", str(DATA), "--out", str(tmp_path / "c"), "--steps", "3",
                  "--epochs", "2"]) == 2
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_the_feature_bank_gives_each_layer_as_the_encoder_does_and_embeds_once(first_run):
+    """The seeds share one embedding of each split: the same vectors as EncoderModel's own
+    features, for the last layer and the extra one, from one forward pass per barcode set."""
+    import numpy as np
+
+    from bioscan_kmer.benchmark import _eval_settings, _FeatureBank
+    from bioscan_kmer.eval.pipeline import EncoderModel
+
+    out, _ = first_run
+    cfg = _config()
+    settings = _eval_settings(cfg, 0)
+    bank = _FeatureBank(out / "run" / "checkpoint.pt", 1, settings)
+    assert bank.layers == [-1, 1]
+    seqs = pd.read_parquet(out / "table.parquet")["dna_barcode"].astype(str).tolist()[:40]
+    for layer in (-1, 1):
+        own = EncoderModel("x", bank.encoder, bank.tokenizer, layer=layer).features(seqs, settings)
+        np.testing.assert_allclose(bank.features(seqs, settings, layer), own, rtol=1e-5, atol=1e-6)
+    assert bank.computed == 1
+    bank.features(seqs[:39], settings, -1)  # another set of barcodes is embedded anew
+    assert bank.computed == 2
+    # The last layer is not asked for twice: layer 2 of tiny is the last one.
+    assert _FeatureBank(out / "run" / "checkpoint.pt", 2, settings).layers == [-1]

@@ -483,22 +483,58 @@ def _eval_settings(cfg: BenchmarkConfig, seed: int):
     return EvalSettings(seed=seed, device=cfg.device, progress=cfg.progress, **cfg.eval_settings)
 
 
-def _evaluate_seed(out: Path, cfg: BenchmarkConfig, seed: int, layer: int | None, say) -> dict:
+class _FeatureBank:
+    """Frozen features of the final encoder, shared by the evaluation seeds.
+
+    The encoder in eval mode is deterministic, so every seed would embed the same barcodes
+    to the same vectors: the bank embeds each set of barcodes once, for all the layers the
+    report uses in one forward pass (the last one, and the layer chosen on val_unseen).
+    On 2 CPU cores that is most of an evaluation's time at real scale."""
+
+    def __init__(self, path: Path, layer: int | None, settings):
+        from bioscan_kmer.eval.embeddings import load_encoder
+
+        self.encoder, self.tokenizer = load_encoder(path, device=settings.device or "cpu")
+        self.layers = [-1] + ([layer] if layer is not None and layer != self.encoder.config.num_layers else [])
+        self.computed = 0  # forward passes over a set of barcodes (one per split and run)
+        self._memo: dict[str, dict] = {}
+
+    def features(self, seqs, settings, layer: int = -1):
+        from bioscan_kmer.eval.embeddings import embed_sequences
+
+        h = hashlib.sha256()
+        for s in seqs:
+            h.update(s.encode())
+            h.update(b"\n")
+        key = h.hexdigest()
+        if key not in self._memo:
+            self._memo[key] = embed_sequences(self.encoder, self.tokenizer, seqs, batch_size=settings.batch_size,
+                                              device=settings.device, progress=settings.progress,
+                                              layer=self.layers)
+            self.computed += 1
+        return self._memo[key][layer]
+
+
+def _evaluate_seed(out: Path, cfg: BenchmarkConfig, seed: int, layer: int | None, say,
+                   bank: _FeatureBank | None = None) -> dict:
     from bioscan_kmer.eval.demo import _models
-    from bioscan_kmer.eval.embeddings import load_encoder
     from bioscan_kmer.eval.pipeline import EncoderModel, evaluate_models
     from bioscan_kmer.eval.report import build_table, write_report
 
     settings = _eval_settings(cfg, seed)
     table = _read_table(out)
-    encoder, tok = load_encoder(out / "run" / "checkpoint.pt", device=settings.device or "cpu")
+    if bank is None:
+        bank = _FeatureBank(out / "run" / "checkpoint.pt", layer, settings)
+    encoder, tok = bank.encoder, bank.tokenizer
     name = f"{cfg.preset} encoder"
     # Deterministic baselines (edit distance: no training, no sampling) run for the first seed only.
     baselines = tuple(b for b in cfg.baselines if seed == cfg.seeds[0] or b != "edit")
     models = _models((name, encoder, tok), baselines, settings)
+    models[0].features = lambda seqs, settings: bank.features(seqs, settings, -1)
     if layer is not None and layer != encoder.config.num_layers:
         extra = EncoderModel(f"{name}, layer {layer}", encoder, tok, layer=layer)
         extra.fine_tune = None  # fine-tuning pools the last layer: the row above has it
+        extra.features = lambda seqs, settings: bank.features(seqs, settings, layer)
         models.insert(1, extra)
     t0 = time.perf_counter()
     run = evaluate_models(table, models, settings)
@@ -739,11 +775,18 @@ def run_benchmark(data, out_dir, config: BenchmarkConfig | None = None, **settin
     results["curve"] = curve
     say("[5/6] evaluation" + (f" (extra row: layer {layer}, best on val_unseen)" if layer is not None else ""))
     results["evaluate"] = {}
+    banks: list[_FeatureBank] = []  # made when a seed has to run, then shared by the others
+
+    def bank() -> _FeatureBank:
+        if not banks:
+            banks.append(_FeatureBank(out / "run" / "checkpoint.pt", layer, _eval_settings(cfg, cfg.seeds[0])))
+        return banks[0]
+
     for seed in cfg.seeds:
         eval_in = {"pretrain": _digest(pretrain_in), "seed": seed, "layer": layer, "baselines": cfg.baselines,
                    "settings": cfg.eval_settings, "first_seed": cfg.seeds[0]}
         results["evaluate"][seed] = steps.run(f"evaluate_seed_{seed}", eval_in,
-                                              lambda: _evaluate_seed(out, cfg, seed, layer, say))
+                                              lambda: _evaluate_seed(out, cfg, seed, layer, say, bank()))
     say("[6/6] report")
     results["report"] = _write_report(out, data, cfg, results)
     say(f"report: {results['report']['markdown']}")
