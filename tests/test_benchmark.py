@@ -144,3 +144,38 @@ def test_the_feature_bank_gives_each_layer_as_the_encoder_does_and_embeds_once(f
     assert bank.computed == 2
     # The last layer is not asked for twice: layer 2 of tiny is the last one.
     assert _FeatureBank(out / "run" / "checkpoint.pt", 2, settings).layers == [-1]
+
+
+def test_real_kmer_knn_features_and_neighbours():
+    """benchmarks/real_kmer_knn.py: token counts equal a Python count of the tokens, and the
+    sparse cosine 1-NN equals a dense brute force."""
+    import importlib.util
+    import itertools
+    from collections import Counter
+
+    import numpy as np
+
+    from bioscan_kmer import clean
+
+    path = Path(__file__).parents[1] / "benchmarks" / "real_kmer_knn.py"
+    spec = importlib.util.spec_from_file_location("real_kmer_knn", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+
+    seqs = [s for s in clean(pd.read_csv(DATA, sep="\t")["sequence"].astype(str).tolist()) if s][:60]
+    seqs[0] = "ACGTNACGTACGTTTTT"  # an N k-mer is not counted; the partial last k-mer neither
+    x = mod.non_overlapping(seqs, 4).toarray()
+    index = {"".join(p): i for i, p in enumerate(itertools.product("ACGT", repeat=4))}
+    for row, s in zip(x, seqs):
+        kmers = [s[i:i + 4] for i in range(0, min(len(s), 660) - 3, 4)]
+        want = Counter(m for m in kmers if set(m) <= set("ACGT"))
+        got = {i: int(c) for i, c in enumerate(row) if c}
+        assert got == {index[m]: c for m, c in want.items()}
+    y = mod.overlapping(seqs, 3).toarray()
+    assert y[0].sum() == sum(set(seqs[0][i:i + 3]) <= set("ACGT") for i in range(len(seqs[0]) - 2))
+    keys, queries = y[:40], y[40:]
+    unit = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731
+    brute = (unit(queries) @ unit(keys).T).argmax(axis=1)
+    from scipy import sparse
+
+    assert (mod.cosine_1nn(sparse.csr_matrix(keys), sparse.csr_matrix(queries), chunk=7) == brute).all()
