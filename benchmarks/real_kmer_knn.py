@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from bioscan_kmer import kmer_counts, tokenize
+from bioscan_kmer import KmerTokenizer, kmer_counts
 
 
 def overlapping(seqs, k, chunk=4096):
@@ -33,12 +33,13 @@ def overlapping(seqs, k, chunk=4096):
 def non_overlapping(seqs, k):
     """Counts of the tokens of BarcodeBERT's tokenizer (stride k, offset 0), without the
     k-mers that hold N (the [UNK] token)."""
-    ids, mask = tokenize(seqs, k=k, max_len=660)
-    n_special = 2  # [MASK], [UNK] come first in the barcodebert vocabulary
-    keep = mask.astype(bool) & (ids >= n_special)
+    tok = KmerTokenizer(k=k, max_len=660)
+    enc = tok(seqs, return_tensors="np")
+    ids = enc["input_ids"]
+    keep = enc["attention_mask"].astype(bool) & (ids >= tok.first_kmer_id)
     rows = np.repeat(np.arange(len(seqs)), keep.sum(axis=1))
-    cols = ids[keep] - n_special
-    x = sparse.csr_matrix((np.ones(len(cols), np.float32), (rows, cols)), shape=(len(seqs), 4 ** k))
+    cols = ids[keep] - tok.first_kmer_id
+    x = sparse.csr_matrix((np.ones(len(cols), np.float32), (rows, cols)), shape=(len(seqs), tok.num_kmers))
     x.sum_duplicates()
     return x
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -516,15 +517,13 @@ class _FeatureBank:
 
 
 def _evaluate_seed(out: Path, cfg: BenchmarkConfig, seed: int, layer: int | None, say,
-                   bank: _FeatureBank | None = None) -> dict:
+                   bank: _FeatureBank) -> dict:
     from bioscan_kmer.eval.demo import _models
     from bioscan_kmer.eval.pipeline import EncoderModel, evaluate_models
     from bioscan_kmer.eval.report import build_table, write_report
 
     settings = _eval_settings(cfg, seed)
     table = _read_table(out)
-    if bank is None:
-        bank = _FeatureBank(out / "run" / "checkpoint.pt", layer, settings)
     encoder, tok = bank.encoder, bank.tokenizer
     name = f"{cfg.preset} encoder"
     # Probes that no seed changes run for the first seed only: the edit distance (no training,
@@ -783,12 +782,9 @@ def run_benchmark(data, out_dir, config: BenchmarkConfig | None = None, **settin
     results["curve"] = curve
     say("[5/6] evaluation" + (f" (extra row: layer {layer}, best on val_unseen)" if layer is not None else ""))
     results["evaluate"] = {}
-    banks: list[_FeatureBank] = []  # made when a seed has to run, then shared by the others
-
-    def bank() -> _FeatureBank:
-        if not banks:
-            banks.append(_FeatureBank(out / "run" / "checkpoint.pt", layer, _eval_settings(cfg, cfg.seeds[0])))
-        return banks[0]
+    # Made when a seed has to run (not when every seed is reused), then shared by the others.
+    bank = functools.cache(
+        lambda: _FeatureBank(out / "run" / "checkpoint.pt", layer, _eval_settings(cfg, cfg.seeds[0])))
 
     for seed in cfg.seeds:
         eval_in = {"pretrain": _digest(pretrain_in), "seed": seed, "layer": layer, "baselines": cfg.baselines,
