@@ -49,7 +49,10 @@ def test_paper_cnn_learns_toy_species():
     s = df.split.to_numpy()
     res = fine_tune(lambda c: PaperCNN(c), (codes[s == "train"],), y[s == "train"],
                     (codes[s == "val"],), y[s == "val"], (codes[s == "test"],), y[s == "test"],
-                    epochs=6, lr=1e-3, batch_size=16, optimizer="adam", seed=0)
+                    epochs=12, lr=1e-3, batch_size=16, optimizer="adam", seed=0)
+    # 12 epochs, not 6: at 6 the CNN is still at the foot of its curve (seed 0 on one AMD EPYC VM:
+    # 21.9%, under the bar; seeds 1-3 56-81%), so float rounding of another CPU decided the test.
+    # With 12 every seed 0-5 reaches 94-100% and stops early at 100% on val.
     chance = 1 / res["n_classes"]
     assert res["accuracy_micro"] > 5 * chance
     assert res["best_epoch"] == int(np.argmax(res["val_curve"])) + 1
