@@ -62,8 +62,11 @@ def test_every_step_and_probe_gives_numbers(first_run):
     assert curve["step"].tolist() == curve_steps(12, 2) == res["pretrain"]["snapshots"]
     assert curve["tokens_seen"].is_monotonic_increasing and curve["tokens_seen"].iloc[0] == 0
     assert curve.drop(columns=["step", "tokens_seen"]).notna().all().all()
+    assert {"1-NN genus unseen (last layer, whitened)", "variance in 10 directions (last layer)"} <= set(curve.columns)
+    assert curve["variance in 10 directions (last layer)"].between(0, 100).all()
     layers = pd.read_csv(out / "layers.csv")
     assert sorted(set(layers["layer"])) == [0, 1, 2]  # tiny: embeddings + 2 blocks
+    assert layers[["1-NN genus test_unseen, whitened", "variance in 10 directions"]].notna().all().all()
 
     md = (out / "report.md").read_text()
     for part in ("## Results", "## Learning curve", "## 1-NN genus by layer", "## Notes",
