@@ -153,7 +153,6 @@ def test_the_feature_bank_gives_each_layer_as_the_encoder_does_and_embeds_once(f
 def test_real_kmer_knn_features_and_neighbours():
     """benchmarks/real_kmer_knn.py: token counts equal a Python count of the tokens, and the
     sparse cosine 1-NN equals a dense brute force."""
-    import importlib.util
     import itertools
     from collections import Counter
 
@@ -161,10 +160,7 @@ def test_real_kmer_knn_features_and_neighbours():
 
     from bioscan_kmer import clean
 
-    path = Path(__file__).parents[1] / "benchmarks" / "real_kmer_knn.py"
-    spec = importlib.util.spec_from_file_location("real_kmer_knn", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = _load_benchmark_script("real_kmer_knn")
 
     seqs = [s for s in clean(pd.read_csv(DATA, sep="\t")["sequence"].astype(str).tolist()) if s][:60]
     seqs[0] = "ACGTNACGTACGTTTTT"  # an N k-mer is not counted; the partial last k-mer neither
@@ -183,3 +179,40 @@ def test_real_kmer_knn_features_and_neighbours():
     from scipy import sparse
 
     assert (mod.cosine_1nn(sparse.csr_matrix(keys), sparse.csr_matrix(queries), chunk=7) == brute).all()
+
+
+def _load_benchmark_script(name):
+    import importlib.util
+
+    path = Path(__file__).parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_real_embedding_geometry_agrees_with_the_learning_curve(first_run, capsys):
+    """benchmarks/real_embedding_geometry.py: its raw and whitened 1-NN of the final snapshot
+    are the learning curve's numbers (same keys, same queries), and every table is complete."""
+    out, res = first_run
+    mod = _load_benchmark_script("real_embedding_geometry")
+    # Only frame 2 of this one is free of TAA/TAG; each base put in front moves it by one.
+    coding = "TAGCAGCAGCAGCTAA"
+    assert [mod.reading_frame(p + coding) for p in ("", "C", "GC")] == [2, 0, 1]
+    probe = mod.Probe(out)
+    final = out / "run" / "snapshots" / f"step_{res['pretrain']['snapshots'][-1]:08d}.pt"
+    mod.cmd_probe(probe, [final])
+    rows = [line.split("|")[1:-1] for line in capsys.readouterr().out.splitlines()]
+    header = [c.strip() for c in rows[0]]
+    table = {int(r[1]): dict(zip(header, (c.strip() for c in r))) for r in rows[2:]}
+    assert sorted(table) == [0, 1, 2]
+    curve = pd.read_csv(out / "learning_curve.csv").iloc[-1]
+    assert float(table[2]["raw"]) == pytest.approx(curve["1-NN genus unseen (last layer)"], abs=0.01)
+    assert float(table[2]["whitened"]) == pytest.approx(curve["1-NN genus unseen (last layer, whitened)"], abs=0.01)
+    assert float(table[2]["top 10 share"]) == pytest.approx(curve["variance in 10 directions (last layer)"], abs=0.01)
+    mod.cmd_directions(probe, [final])
+    lines = capsys.readouterr().out.splitlines()
+    assert len([x for x in lines if x.startswith(f"| {final.name}")]) == 12  # 6 directions x 2 layers
+    mod.cmd_frames(probe, [final])
+    cells = [x.split("|")[3:-1] for x in capsys.readouterr().out.splitlines() if x.startswith(f"| {final.name}")]
+    assert len(cells) == 2 and all(0 <= float(c) <= 100 for row in cells for c in row)
