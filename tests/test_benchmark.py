@@ -101,6 +101,8 @@ def test_settings_are_checked_before_any_work(tmp_path):
         BenchmarkConfig(preset="tiny", baselines=("blast",))
     with pytest.raises(UsageError, match="seeds"):
         BenchmarkConfig(preset="tiny", seeds=(1, 1))
+    with pytest.raises(UsageError, match="precision must be one of"):
+        BenchmarkConfig(preset="tiny", precision="fp16")
     with pytest.raises(UsageError, match="unknown evaluation setting"):
         BenchmarkConfig(preset="tiny", eval_settings={"nonsense": 1})
     with pytest.raises(UsageError, match="no such file"):
@@ -121,6 +123,14 @@ def test_the_command_line_runs_it(tmp_path, capsys):
                  "-q"])
     out = capsys.readouterr().out
     assert code == 0 and "# Benchmark: tiny encoder on bold_subset.tsv.gz" in out
+    assert json.loads((tmp_path / "b" / "run" / "config.json").read_text())["train"]["precision"] == "auto"
+    # --precision replaces the recipe's (tiny's is auto) and is part of what the pretraining step was made from.
+    assert main(["benchmark", "--data", str(DATA), "--out", str(tmp_path / "b"), "--preset", "tiny",
+                 "--steps", "4", "--curve-points", "0", "--seeds", "0", "--baselines", "kmer", "--threads", "1",
+                 "--precision", "fp32", "-q"]) == 0
+    capsys.readouterr()
+    assert json.loads((tmp_path / "b" / "run" / "config.json").read_text())["train"]["precision"] == "fp32"
+    assert json.loads((tmp_path / "b" / "steps" / "pretrain.json").read_text())["inputs"]["precision"] == "fp32"
     assert main(["benchmark", "--data", str(DATA), "--out", str(tmp_path / "c"), "--steps", "3",
                  "--epochs", "2"]) == 2
     assert "not allowed with argument" in capsys.readouterr().err

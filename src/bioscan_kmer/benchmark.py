@@ -85,6 +85,11 @@ class BenchmarkConfig:
         Torch device (CUDA when present).
     threads : int, optional
         CPU threads for torch.
+    precision : {"fp32", "tf32", "bf16", "auto"}, optional
+        Pretraining precision instead of the recipe's (BarcodeBERT's is fp32): the speed
+        switch of ``bioscan-kmer pretrain`` (``bf16`` for a GPU run).
+    compile : bool
+        Pretrain under ``torch.compile``.
     progress : bool
         Say what each step does and show progress.
     """
@@ -105,6 +110,8 @@ class BenchmarkConfig:
     eval_settings: dict = field(default_factory=dict)
     device: str | None = None
     threads: int | None = None
+    precision: str | None = None
+    compile: bool = False
     progress: bool = False
 
     def __post_init__(self) -> None:
@@ -120,6 +127,8 @@ class BenchmarkConfig:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise UsageError(f"{name} must be a positive int, got {value!r}")
+        if self.precision is not None and self.precision not in ("fp32", "tf32", "bf16", "auto"):
+            raise UsageError(f"precision must be one of fp32, tf32, bf16, auto, got {self.precision!r}")
         if self.time_budget is not None and not self.time_budget > 0:
             raise UsageError(f"time_budget must be positive seconds, got {self.time_budget!r}")
         seeds = tuple(int(s) for s in self.seeds)
@@ -309,6 +318,10 @@ def _train_config(cfg: BenchmarkConfig, **changes):
               val_split="val", ckpt_every=200)
     if cfg.threads is not None:
         kw["threads"] = cfg.threads
+    if cfg.precision is not None:
+        kw["precision"] = cfg.precision
+    if cfg.compile:
+        kw["compile"] = True
     kw.update(changes)
     return TrainConfig(**kw)
 
@@ -341,9 +354,11 @@ def _pretrain_steps(out: Path, cfg: BenchmarkConfig, rows: int, steps_done: _Ste
         seconds_per_step = base.batch_size * base.grad_accum * _seq_len(out) / res["tokens_per_s"]
         return {"seconds_per_step": seconds_per_step}
 
-    timing = steps_done.run("calibration", {"shards": _digest(_shard_key(out)), "preset": cfg.preset,
-                                            "device": cfg.device, "threads": cfg.threads,
-                                            "budget": cfg.time_budget}, calibrate)
+    calibration_in = {"shards": _digest(_shard_key(out)), "preset": cfg.preset, "device": cfg.device,
+                      "threads": cfg.threads, "budget": cfg.time_budget}
+    if cfg.precision is not None or cfg.compile:  # the speed switches time differently
+        calibration_in.update(precision=cfg.precision, compile=cfg.compile)
+    timing = steps_done.run("calibration", calibration_in, calibrate)
     steps = max(1, int(cfg.time_budget / timing["seconds_per_step"]))
     return {"steps": steps, "how": f"{cfg.time_budget / 60:.0f}-minute budget at "
                                    f"{timing['seconds_per_step']:.3f} s/step"}
@@ -781,6 +796,8 @@ def run_benchmark(data, out_dir, config: BenchmarkConfig | None = None, **settin
     length = _pretrain_steps(out, cfg, results["shards"]["rows"]["pretrain"], steps, say)
     pretrain_in = {"shards": _digest(shards_in), "length": length["steps"], "seed": cfg.pretrain_seed,
                    "points": cfg.curve_points, "device": cfg.device}
+    if cfg.precision is not None:  # only when asked for, so that earlier runs' markers still match
+        pretrain_in["precision"] = cfg.precision
     results["pretrain"] = steps.run("pretrain", pretrain_in, lambda: _run_pretraining(out, cfg, length, say))
 
     say("[4/6] learning curve")
@@ -860,6 +877,9 @@ def register(subparsers) -> argparse.ArgumentParser:
                    "learning curve's probes (default: %(default)s)")
     p.add_argument("--device", help="torch device (default: cuda when available)")
     p.add_argument("--threads", type=int_option(1), help="CPU threads for torch")
+    p.add_argument("--precision", choices=("fp32", "tf32", "bf16", "auto"),
+                   help="pretraining precision instead of the recipe's (BarcodeBERT's: fp32); bf16 on a GPU")
+    p.add_argument("--compile", action="store_true", help="pretrain under torch.compile")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=_cmd)
     return p
@@ -884,6 +904,7 @@ def _cmd(args) -> int:
                           unseen_fraction=args.unseen_fraction, curve_points=args.curve_points,
                           curve_max_train=args.curve_max_train,
                           baselines=baselines, eval_settings=overrides, device=args.device, threads=args.threads,
+                          precision=args.precision, compile=args.compile,
                           progress=not args.quiet)
     result = run_benchmark(args.data, args.out, cfg)
     print(Path(result["report"]["markdown"]).read_text(encoding="utf-8"))
