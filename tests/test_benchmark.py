@@ -103,6 +103,8 @@ def test_settings_are_checked_before_any_work(tmp_path):
         BenchmarkConfig(preset="tiny", seeds=(1, 1))
     with pytest.raises(UsageError, match="precision must be one of"):
         BenchmarkConfig(preset="tiny", precision="fp16")
+    with pytest.raises(UsageError, match="batch_size must be a positive int"):
+        BenchmarkConfig(preset="tiny", batch_size=0)
     with pytest.raises(UsageError, match="unknown evaluation setting"):
         BenchmarkConfig(preset="tiny", eval_settings={"nonsense": 1})
     with pytest.raises(UsageError, match="no such file"):
@@ -127,10 +129,12 @@ def test_the_command_line_runs_it(tmp_path, capsys):
     # --precision replaces the recipe's (tiny's is auto) and is part of what the pretraining step was made from.
     assert main(["benchmark", "--data", str(DATA), "--out", str(tmp_path / "b"), "--preset", "tiny",
                  "--steps", "4", "--curve-points", "0", "--seeds", "0", "--baselines", "kmer", "--threads", "1",
-                 "--precision", "fp32", "-q"]) == 0
+                 "--precision", "fp32", "--batch-size", "8", "-q"]) == 0
     capsys.readouterr()
-    assert json.loads((tmp_path / "b" / "run" / "config.json").read_text())["train"]["precision"] == "fp32"
-    assert json.loads((tmp_path / "b" / "steps" / "pretrain.json").read_text())["inputs"]["precision"] == "fp32"
+    train = json.loads((tmp_path / "b" / "run" / "config.json").read_text())["train"]
+    assert train["precision"] == "fp32" and train["batch_size"] == 8
+    inputs = json.loads((tmp_path / "b" / "steps" / "pretrain.json").read_text())["inputs"]
+    assert inputs["precision"] == "fp32" and inputs["batch_size"] == 8
     assert main(["benchmark", "--data", str(DATA), "--out", str(tmp_path / "c"), "--steps", "3",
                  "--epochs", "2"]) == 2
     assert "not allowed with argument" in capsys.readouterr().err

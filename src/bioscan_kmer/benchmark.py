@@ -90,6 +90,9 @@ class BenchmarkConfig:
         switch of ``bioscan-kmer pretrain`` (``bf16`` for a GPU run).
     compile : bool
         Pretrain under ``torch.compile``.
+    batch_size : int, optional
+        Pretraining batch instead of the recipe's (BarcodeBERT's is 16, whose lr rule,
+        1e-4 per 64 sequences, then scales the rate); larger batches keep a GPU busy.
     progress : bool
         Say what each step does and show progress.
     """
@@ -112,6 +115,7 @@ class BenchmarkConfig:
     threads: int | None = None
     precision: str | None = None
     compile: bool = False
+    batch_size: int | None = None
     progress: bool = False
 
     def __post_init__(self) -> None:
@@ -127,6 +131,8 @@ class BenchmarkConfig:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise UsageError(f"{name} must be a positive int, got {value!r}")
+        if self.batch_size is not None and (not isinstance(self.batch_size, int) or self.batch_size < 1):
+            raise UsageError(f"batch_size must be a positive int, got {self.batch_size!r}")
         if self.precision is not None and self.precision not in ("fp32", "tf32", "bf16", "auto"):
             raise UsageError(f"precision must be one of fp32, tf32, bf16, auto, got {self.precision!r}")
         if self.time_budget is not None and not self.time_budget > 0:
@@ -322,6 +328,8 @@ def _train_config(cfg: BenchmarkConfig, **changes):
         kw["precision"] = cfg.precision
     if cfg.compile:
         kw["compile"] = True
+    if cfg.batch_size is not None:
+        kw["batch_size"] = cfg.batch_size
     kw.update(changes)
     return TrainConfig(**kw)
 
@@ -356,8 +364,8 @@ def _pretrain_steps(out: Path, cfg: BenchmarkConfig, rows: int, steps_done: _Ste
 
     calibration_in = {"shards": _digest(_shard_key(out)), "preset": cfg.preset, "device": cfg.device,
                       "threads": cfg.threads, "budget": cfg.time_budget}
-    if cfg.precision is not None or cfg.compile:  # the speed switches time differently
-        calibration_in.update(precision=cfg.precision, compile=cfg.compile)
+    if cfg.precision is not None or cfg.compile or cfg.batch_size is not None:  # these time differently
+        calibration_in.update(precision=cfg.precision, compile=cfg.compile, batch_size=cfg.batch_size)
     timing = steps_done.run("calibration", calibration_in, calibrate)
     steps = max(1, int(cfg.time_budget / timing["seconds_per_step"]))
     return {"steps": steps, "how": f"{cfg.time_budget / 60:.0f}-minute budget at "
@@ -796,8 +804,9 @@ def run_benchmark(data, out_dir, config: BenchmarkConfig | None = None, **settin
     length = _pretrain_steps(out, cfg, results["shards"]["rows"]["pretrain"], steps, say)
     pretrain_in = {"shards": _digest(shards_in), "length": length["steps"], "seed": cfg.pretrain_seed,
                    "points": cfg.curve_points, "device": cfg.device}
-    if cfg.precision is not None:  # only when asked for, so that earlier runs' markers still match
-        pretrain_in["precision"] = cfg.precision
+    for name in ("precision", "batch_size"):  # only when asked for, so that earlier runs' markers still match
+        if getattr(cfg, name) is not None:
+            pretrain_in[name] = getattr(cfg, name)
     results["pretrain"] = steps.run("pretrain", pretrain_in, lambda: _run_pretraining(out, cfg, length, say))
 
     say("[4/6] learning curve")
@@ -880,6 +889,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=("fp32", "tf32", "bf16", "auto"),
                    help="pretraining precision instead of the recipe's (BarcodeBERT's: fp32); bf16 on a GPU")
     p.add_argument("--compile", action="store_true", help="pretrain under torch.compile")
+    p.add_argument("--batch-size", type=int_option(1), help="pretraining batch instead of the recipe's "
+                   "(BarcodeBERT's lr rule scales the rate with it)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=_cmd)
     return p
@@ -904,7 +915,7 @@ def _cmd(args) -> int:
                           unseen_fraction=args.unseen_fraction, curve_points=args.curve_points,
                           curve_max_train=args.curve_max_train,
                           baselines=baselines, eval_settings=overrides, device=args.device, threads=args.threads,
-                          precision=args.precision, compile=args.compile,
+                          precision=args.precision, compile=args.compile, batch_size=args.batch_size,
                           progress=not args.quiet)
     result = run_benchmark(args.data, args.out, cfg)
     print(Path(result["report"]["markdown"]).read_text(encoding="utf-8"))
